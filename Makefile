@@ -1,0 +1,67 @@
+# Edgewave: the two commands people run are `make demo` and `make test`.
+# Everything else is what those two are built from.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+UV := $(shell tools/bootstrap.sh)
+RUN := $(UV) run --frozen --no-sync
+PY_SOURCES := api compiler operator edge-agent proto tests e2e bench tools/*.py
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := python3.11
+
+.PHONY: help install controlplane helm generate verify fmt lint typecheck test unit integration demo bench clean
+
+help:
+	@echo "make demo   - start the local control plane, operator and edge agents, roll out a model (ARGS=--keep leaves it running)"
+	@echo "make test   - install everything, then lint, type-check and run every test"
+	@echo "make install | controlplane | helm | generate | verify | fmt | lint | typecheck | unit | integration | bench"
+
+install: .venv/.synced
+
+.venv/.synced: pyproject.toml uv.lock
+	$(UV) sync --frozen --all-extras
+	@touch $@
+
+# Built once per machine and cached outside the repo (~/.cache/edgewave), keyed by the pinned module.
+controlplane:
+	@tools/controlplane/build.sh >/dev/null
+
+helm:
+	@tools/helm/build.sh >/dev/null
+
+generate: install
+	$(RUN) python -m tools.generate
+
+verify: install
+	$(RUN) python -m tools.generate --check
+
+fmt: install
+	$(RUN) ruff format $(PY_SOURCES)
+	$(RUN) ruff check --fix $(PY_SOURCES)
+
+lint: install
+	$(RUN) ruff format --check $(PY_SOURCES)
+	$(RUN) ruff check $(PY_SOURCES)
+	$(RUN) lint-imports
+
+typecheck: install
+	$(RUN) mypy api compiler operator edge-agent
+
+unit: install
+	$(RUN) pytest tests/unit
+
+integration: install controlplane helm
+	$(RUN) pytest tests/integration e2e
+
+test: install controlplane helm verify lint typecheck
+	$(RUN) pytest
+
+demo: install controlplane
+	$(RUN) edgewave demo $(ARGS)
+
+bench: install controlplane
+	$(RUN) python bench/run_all.py
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache

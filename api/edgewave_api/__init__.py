@@ -1,0 +1,1 @@
+"""The Edgewave API: pydantic models of each custom resource, the one schema source."""

@@ -1,0 +1,1 @@
+"""The Edgewave edge agent: stores, verifies, activates and serves engines."""

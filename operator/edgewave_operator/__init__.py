@@ -1,0 +1,1 @@
+"""The Edgewave operator: reconciles ModelRollouts into engines on edge agents."""

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds (or reuses) the pinned helm binary from its Go module; prints its path.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache_root="${EDGEWAVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edgewave}"
+key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)"
+bin="$cache_root/helm/$key/bin"
+if [[ -x "$bin/helm" ]]; then echo "$bin/helm"; exit 0; fi
+version="$(awk '$1=="helm.sh/helm/v3"{print $2}' "$here/go.mod")"
+mkdir -p "$bin"
+echo "building helm $version (first run only)" >&2
+cd "$here"
+CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+  -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$version" \
+  -o "$bin/helm.partial" helm.sh/helm/v3/cmd/helm >&2
+mv "$bin/helm.partial" "$bin/helm"
+echo "$bin/helm"
