@@ -1,0 +1,1 @@
+"""One module per `edgewave` command group; each exposes `register(app)`."""
