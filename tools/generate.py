@@ -22,6 +22,9 @@ Generator = Callable[[], Mapping[str, str | bytes]]
 GENERATORS: tuple[str, ...] = (
     "tools.protogen:generate",
     "edgewave_api.crdgen:generate",
+    "edgewave_api.docgen:generate",
+    "tools.gitopsgen:generate",
+    "tools.metricsdoc:generate",
 )
 
 

@@ -6,7 +6,9 @@ cache_root="${EDGEWAVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edgewave}"
 key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)"
 bin="$cache_root/helm/$key/bin"
 if [[ -x "$bin/helm" ]]; then echo "$bin/helm"; exit 0; fi
-version="$(awk '$1=="helm.sh/helm/v3"{print $2}' "$here/go.mod")"
+# Matches both `require helm.sh/helm/v3 vX` and the same line inside a require block.
+version="$(awk '{for (i = 1; i < NF; i++) if ($i == "helm.sh/helm/v3") { print $(i + 1); exit }}' "$here/go.mod")"
+[[ -n "$version" ]] || { echo "helm.sh/helm/v3 is not required in $here/go.mod" >&2; exit 1; }
 mkdir -p "$bin"
 echo "building helm $version (first run only)" >&2
 cd "$here"
