@@ -1,0 +1,74 @@
+{{/* Names and labels shared by every template of the chart. */}}
+
+{{- define "edgewave-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "edgewave-operator.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "edgewave-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "edgewave-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "edgewave-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "edgewave-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: edgewave
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "edgewave-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "edgewave-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "edgewave-operator.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The webhook Service and the Secret holding its serving certificate. */}}
+{{- define "edgewave-operator.webhookServiceName" -}}
+{{- printf "%s-webhook" (include "edgewave-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "edgewave-operator.webhookSecretName" -}}
+{{- if eq .Values.webhook.tls.mode "existingSecret" -}}
+{{- required "webhook.tls.existingSecret is required when webhook.tls.mode is existingSecret" .Values.webhook.tls.existingSecret -}}
+{{- else -}}
+{{- printf "%s-webhook-tls" (include "edgewave-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "edgewave-operator.leaseName" -}}
+{{- default (include "edgewave-operator.fullname" .) .Values.leaderElection.leaseName -}}
+{{- end -}}
+
+{{- define "edgewave-operator.caSecretName" -}}
+{{- default (printf "%s-ca" (include "edgewave-operator.fullname" .)) .Values.pki.caSecretName -}}
+{{- end -}}
+
+{{- define "edgewave-operator.signingKeySecretName" -}}
+{{- default (printf "%s-signing-key" (include "edgewave-operator.fullname" .)) .Values.pki.signingKeySecretName -}}
+{{- end -}}
