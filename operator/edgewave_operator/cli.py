@@ -15,7 +15,16 @@ import typer
 from edgewave_api.errors import EdgewaveError
 
 # Each module defines `register(app: typer.Typer) -> None`.
-COMMAND_MODULES: tuple[str, ...] = ("edgewave_operator.commands.devcluster",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "edgewave_operator.commands.devcluster",
+    "edgewave_operator.commands.operator",
+    "edgewave_operator.commands.demo",
+    "edgewave_operator.commands.compile",
+    "edgewave_operator.commands.residency",
+    "edgewave_operator.commands.plan",
+    "edgewave_operator.commands.status",
+    "edgewave_operator.commands.agents",
+)
 
 
 def build_app() -> typer.Typer:

@@ -583,7 +583,7 @@ def test_webhook_certificate_is_signed_for_the_service_and_trusted_by_the_webhoo
         assert hook["clientConfig"]["service"]["namespace"] == namespace
         assert hook["clientConfig"]["service"]["port"] == service["spec"]["ports"][0]["port"]
         assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
-        assert hook["sideEffects"] == "None"
+        assert hook["sideEffects"] == "NoneOnDryRun"
 
     # The pod serves the webhook from that Secret, on the port the Service targets.
     pod = deployment["spec"]["template"]["spec"]
