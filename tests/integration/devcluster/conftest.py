@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from edgewave_operator.devcluster import clusters
 
 GROUP = "devcluster.test.edgewave.dev"

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes_asyncio import client, config, watch
+
 from edgewave_api import pki
 from edgewave_operator.devcluster import clusters
-from kubernetes_asyncio import client, config, watch
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,9 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from edgewave_operator.commands import demo
+
 from edgewave_operator.devcluster import background, clusters, commandlines, ports, processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -130,12 +128,6 @@ def test_up_prints_exports_for_a_ready_server_and_down_leaves_nothing(tmp_path: 
         assert f"export KUBECONFIG={state.kubeconfig}" in again.stdout
         assert background.read(state_dir) == state
 
-        kept = _edgewave("demo", "--keep", "--state-dir", str(state_dir))
-        assert kept.returncode == 0, kept.stderr
-        assert "already running" in kept.stdout
-        assert "left running" in kept.stdout
-        assert background.read(state_dir) == state
-
         down = _edgewave("dev-cluster", "down", "--state-dir", str(state_dir))
         assert down.returncode == 0, down.stderr
         assert _running(pids) == []
@@ -174,26 +166,6 @@ def test_an_interrupted_pytest_stops_its_control_plane_before_it_exits(
         assert _running(pids) == []
     finally:
         _finish(owner)
-
-
-def test_demo_installs_the_crds_shows_kubectl_and_stops(
-    tmp_path: Path, widget_crd: dict[str, Any]
-) -> None:
-    crds = tmp_path / "crds"
-    crds.mkdir()
-    (crds / "widgets.yaml").write_text(yaml.safe_dump(widget_crd))
-    (crds / "README.md").write_text("not a manifest")
-    lines: list[str] = []
-    demo.run(keep=False, state_dir=tmp_path / "unused", say=lines.append, crds_dir=crds)
-    text = "\n".join(lines)
-    assert "installed 1 CRDs: widgets.devcluster.test.edgewave.dev" in text
-    assert "      widgets.devcluster.test.edgewave.dev" in lines  # from `kubectl get crds`
-    exports = [line.strip() for line in lines if line.strip().startswith("export KUBECONFIG=")]
-    (kubeconfig_line,) = exports
-    kubeconfig = Path(kubeconfig_line.removeprefix("export KUBECONFIG="))
-    assert lines[-1] == "stopped; no process left behind"
-    assert not kubeconfig.parent.exists()
-    assert not (tmp_path / "unused").exists()
 
 
 def test_a_port_taken_before_the_server_binds_it_is_retried(

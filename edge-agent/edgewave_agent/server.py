@@ -1,0 +1,184 @@
+"""One edge agent as a gRPC server that can be constructed in-process.
+
+`AgentServer` binds the control port (mTLS: every call) and the serving port (TLS, no
+client certificate: inference, health and read-only calls), restores the active models
+and only then reports SERVING on grpc.health.v1. Ports may be 0; the bound ones are
+available as attributes and written to `port_file`. Many agents can run in one process
+(the operator's scale benchmark runs a thousand), each with its own data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from edgewave_agent import backends, files, inference, inventory, observers, service
+from edgewave_agent.backends import Backend, GpuInfo
+from edgewave_agent.serving import Serving
+from edgewave_agent.settings import AgentConfig
+from edgewave_agent.store import Store
+
+log = logging.getLogger(__name__)
+AGENT_SERVICE = "edgewave.agent.v1.AgentService"
+HEALTH_SERVICES = ("", AGENT_SERVICE, inference.KSERVE_SERVICE)
+
+
+@functools.cache
+def _installed_backends(threads: int) -> Mapping[str, Backend]:
+    return backends.installed(threads=threads)
+
+
+@functools.cache
+def _runtimes() -> Mapping[str, str]:
+    return inventory.runtimes()
+
+
+class AgentServer:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        gpus: Sequence[GpuInfo] | None = None,
+        inference_threads: int = 0,
+        observer: observers.Observer | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
+    ) -> None:
+        self.config = config
+        self.observer: observers.Observer = observer or observers.NullObserver()
+        self._interceptors = tuple(interceptors)
+        self._clock = clock
+        self._gpus = gpus
+        self._threads = inference_threads
+        self._server: grpc.aio.Server | None = None
+        self._health = health_aio.HealthServicer()
+        self.control_port = 0
+        self.serving_port: int | None = None
+        self.problems: list[str] = []
+        self.core: service.AgentCore | None = None
+
+    def _credentials(self) -> tuple[grpc.ServerCredentials, grpc.ServerCredentials]:
+        tls = self.config.tls
+        assert tls.cert_file and tls.key_file and tls.client_ca_file
+        pair = [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())]
+        control = grpc.ssl_server_credentials(
+            pair, root_certificates=tls.client_ca_file.read_bytes(), require_client_auth=True
+        )
+        return control, grpc.ssl_server_credentials(pair)
+
+    def _bind(self, server: grpc.aio.Server) -> None:
+        listen = self.config.listen
+        if self.config.insecure:
+            log.warning(
+                "agent %s runs WITHOUT TLS (--insecure): anyone who reaches it can push and"
+                " activate models; use this only in a lab",
+                self.config.agent_id,
+            )
+            self.control_port = server.add_insecure_port(listen.control)
+            if listen.serving:
+                self.serving_port = server.add_insecure_port(listen.serving)
+        else:
+            control, serving = self._credentials()
+            self.control_port = server.add_secure_port(listen.control, control)
+            if listen.serving:
+                self.serving_port = server.add_secure_port(listen.serving, serving)
+        if not self.control_port:
+            raise OSError(f"cannot bind the control port {listen.control}")
+
+    async def start(self) -> None:
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(
+            config.data_dir / "store",
+            quota_bytes=int(config.store.quota_bytes),
+            max_artifact_bytes=int(config.store.max_artifact_bytes or 0) or None,
+            checkpoint_bytes=int(config.store.checkpoint_bytes),
+        )
+        installed = _installed_backends(self._threads)
+        gpus = list(self._gpus) if self._gpus is not None else inventory.gpus(config.gpus)
+        serving = Serving(
+            config=config,
+            store=store,
+            backends=installed,
+            gpus=gpus,
+            clock=self._clock,
+            observer=self.observer,
+        )
+        self.observer.track_store_bytes(store.used_bytes)
+        self.core = service.AgentCore(
+            config=config,
+            store=store,
+            serving=serving,
+            backends=installed,
+            gpus=gpus,
+            clock=self._clock,
+            runtimes=dict(_runtimes()),
+            observer=self.observer,
+        )
+        limit = int(config.max_message_bytes)
+        server = grpc.aio.server(
+            interceptors=self._interceptors,
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                # Clients keep long pushes and status streams alive with pings.
+                ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+            ],
+        )
+        from edgewave_proto.agent.v1 import agent_pb2_grpc
+
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(service.AgentServicer(self.core), server)
+        inference.add_inference_servicer(inference.InferenceServicer(self.core), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        for name in HEALTH_SERVICES:
+            await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._bind(server)
+        await server.start()
+        self._server = server
+        self._write_port_file()
+        # Only after the active models are loaded does the agent report SERVING.
+        self.problems = await asyncio.to_thread(serving.restore)
+        for name in HEALTH_SERVICES:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "agent %s ready: control port %d, serving port %s",
+            config.agent_id,
+            self.control_port,
+            self.serving_port,
+        )
+
+    def _write_port_file(self) -> None:
+        if self.config.port_file is None:
+            return
+        document = {
+            "control": self.control_port,
+            "serving": self.serving_port,
+            "pid": os.getpid(),
+        }
+        self.config.port_file.parent.mkdir(parents=True, exist_ok=True)
+        files.atomic_write(self.config.port_file, json.dumps(document).encode())
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, let running ones finish for `grace` seconds, then close."""
+        if self._server is None:
+            return
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(self.config.grace_seconds if grace is None else grace)
+        self._server = None
+        if self.core is not None:
+            self.core.serving.close()
+            self.core.store.close()

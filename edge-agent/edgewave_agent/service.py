@@ -1,0 +1,322 @@
+"""The agent API servicer (edgewave.agent.v1), thin, and the statuses of agent errors.
+
+Servicers only translate between protobuf and the core (`store`, `serving`, `building`,
+`receiving`); the agent's typed errors become gRPC statuses in `abort_with`, and nowhere
+else. Mutating calls require a verified client certificate (the control port's mTLS) and a
+ready agent, checked in `require_client_certificate`. Blocking work runs in worker threads,
+off the event loop. KServe v2 inference is served by `inference`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import grpc
+
+from edgewave_agent import building, errors, inventory, observers, receiving, serving, stats
+from edgewave_agent.backends import Backend, GpuInfo
+from edgewave_agent.settings import AgentConfig
+from edgewave_agent.store import Store
+from edgewave_api.telemetry import spans
+from edgewave_proto.agent.v1 import agent_pb2 as pb
+from edgewave_proto.agent.v1 import agent_pb2_grpc
+
+EXPECTED_OFFSET_KEY = "edgewave-expected-offset"
+# Initial metadata of an accepted Push: the offset the agent expects data from.
+RESUME_OFFSET_KEY = "edgewave-resume-offset"
+_STATES = {
+    "active": pb.VERSION_STATE_ACTIVE,
+    "previous": pb.VERSION_STATE_PREVIOUS,
+    "stored": pb.VERSION_STATE_STORED,
+    "failed": pb.VERSION_STATE_FAILED,
+}
+
+
+async def abort_with(
+    context: grpc.aio.ServicerContext[Any, Any], error: errors.AgentError
+) -> NoReturn:
+    """The one place an agent error becomes a gRPC status."""
+    trailing: tuple[tuple[str, str], ...] = ()
+    if isinstance(error, errors.OffsetMismatch):
+        trailing = ((EXPECTED_OFFSET_KEY, str(error.expected_offset)),)
+    if error.retry_after is not None:
+        trailing += (("edgewave-retry-after", f"{error.retry_after:g}"),)
+    await context.abort(grpc.StatusCode[error.status], str(error), trailing)
+    raise AssertionError("unreachable: context.abort raises")
+
+
+@dataclass
+class AgentCore:
+    """What the servicers translate to; one per agent."""
+
+    config: AgentConfig
+    store: Store
+    serving: serving.Serving
+    backends: Mapping[str, Backend]
+    gpus: list[GpuInfo]
+    clock: Callable[[], float] = time.time
+    runtimes: dict[str, str] = field(default_factory=dict)
+    observer: observers.Observer = field(default_factory=observers.NullObserver)
+
+    @property
+    def insecure(self) -> bool:
+        return self.config.insecure
+
+
+async def require_client_certificate(
+    core: AgentCore, context: grpc.aio.ServicerContext[Any, Any], *, method: str
+) -> None:
+    """Mutating calls need the operator's client certificate (control port, mTLS), and an
+    agent that has finished restoring its models."""
+    if not core.insecure and not context.auth_context().get("x509_pem_cert"):
+        await abort_with(
+            context,
+            errors.Unauthenticated(
+                f"{method} changes the agent and needs a client certificate signed by the"
+                " operator's CA: call the control port with mTLS"
+            ),
+        )
+    if not core.serving.ready:
+        await abort_with(
+            context,
+            errors.AgentStarting(
+                f"{method} refused: the agent is still loading its active models; retry",
+                retry_after=2.0,
+            ),
+        )
+
+
+def _health(health: stats.Health) -> pb.HealthMetrics:
+    return pb.HealthMetrics(
+        window_seconds=health.window_seconds,
+        requests=health.requests,
+        errors=health.errors,
+        latency_p50_seconds=health.latency_p50_seconds,
+        latency_p95_seconds=health.latency_p95_seconds,
+    )
+
+
+def model_status(view: serving.ModelView) -> pb.ModelStatus:
+    return pb.ModelStatus(
+        model=view.model,
+        active_version=view.active.version if view.active else "",
+        active_digest=view.active.digest if view.active else "",
+        backend=view.active.backend if view.active else "",
+        previous_version=view.previous.version if view.previous else "",
+        versions=[
+            pb.VersionStatus(
+                version=v.ref.version,
+                digest=v.ref.digest,
+                backend=v.ref.backend,
+                state=_STATES[v.state],
+                message=v.message,
+                health=_health(v.health),
+            )
+            for v in view.versions
+        ],
+        health=_health(view.health),
+    )
+
+
+class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(self, core: AgentCore) -> None:
+        self._core = core
+
+    async def Describe(
+        self, request: pb.DescribeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.DescribeResponse:
+        core = self._core
+        config = core.config
+        artifacts, used, free, views = await asyncio.to_thread(
+            lambda: (
+                core.store.artifacts(),
+                core.store.used_bytes(),
+                core.store.disk_free_bytes(),
+                core.serving.views(),
+            )
+        )
+        return pb.DescribeResponse(
+            agent_id=config.agent_id,
+            region=config.region,
+            zone=config.zone,
+            jurisdiction=config.jurisdiction,
+            labels=config.labels,
+            gpus=[
+                pb.Gpu(
+                    index=g.index,
+                    name=g.name,
+                    uuid=g.uuid,
+                    compute_capability_major=g.compute_capability[0],
+                    compute_capability_minor=g.compute_capability[1],
+                    memory_bytes=g.memory_bytes,
+                    driver_version=g.driver_version,
+                )
+                for g in core.gpus
+            ],
+            runtimes=[pb.Runtime(name=n, version=v) for n, v in sorted(core.runtimes.items())],
+            disk_free_bytes=free,
+            store_quota_bytes=int(config.store.quota_bytes),
+            store_used_bytes=used,
+            artifacts=[pb.Artifact(digest=d, size_bytes=s) for d, s in sorted(artifacts.items())],
+            models=[model_status(v) for v in views],
+            agent_version=inventory.agent_version(),
+        )
+
+    async def Stat(
+        self, request: pb.StatRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StatResponse:
+        try:
+            stat = await asyncio.to_thread(self._core.store.stat, request.digest)
+        except errors.AgentError as error:
+            await abort_with(context, error)
+        return pb.StatResponse(
+            digest=stat.digest,
+            complete=stat.complete,
+            verified_offset=stat.verified_offset,
+            total_size=stat.total_size,
+            in_progress=stat.in_progress,
+            received_offset=stat.received_offset,
+        )
+
+    async def Push(
+        self,
+        request_iterator: AsyncIterator[pb.PushChunk],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.PushResponse:
+        receiver = receiving.Receiver(self._core)
+        try:
+            async for chunk in spans.receiving(request_iterator):
+                if receiver.upload is None:
+                    # Every refusal is decided on the first chunk, before the go-ahead, so a
+                    # client that waits for it has no write in flight when the status comes
+                    # (grpc aio clients report INTERNAL otherwise: grpc/grpc#36066).
+                    await require_client_certificate(self._core, context, method="Push")
+                    done = await receiver.begin(chunk)
+                    if done is not None:
+                        return done
+                    assert receiver.upload is not None
+                    resume = str(receiver.upload.resumed_from)
+                    await context.send_initial_metadata(((RESUME_OFFSET_KEY, resume),))
+                await receiver.take(chunk)
+            return await receiver.finish()
+        except errors.AgentError as error:
+            await receiver.fail(error)
+            await abort_with(context, error)
+        except BaseException:
+            # Cancelled or broken stream: keep every byte written, durably, for the resume.
+            await receiver.interrupted()
+            raise
+        finally:
+            receiver.close()
+
+    async def Activate(
+        self, request: pb.ActivateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ActivateResponse:
+        await require_client_certificate(self._core, context, method="Activate")
+        try:
+            result = await asyncio.to_thread(
+                lambda: self._core.serving.activate(
+                    model=request.model,
+                    version=request.version,
+                    digest=request.digest,
+                    backend=request.backend,
+                    signature=request.signature,
+                )
+            )
+        except errors.AgentError as error:
+            await abort_with(context, error)
+        return pb.ActivateResponse(
+            model=model_status(result.view),
+            previous_version=result.previous_version,
+            unchanged=result.unchanged,
+        )
+
+    async def Rollback(
+        self, request: pb.RollbackRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RollbackResponse:
+        await require_client_certificate(self._core, context, method="Rollback")
+        try:
+            view, rolled_back_from = await asyncio.to_thread(
+                self._core.serving.rollback, request.model
+            )
+        except errors.AgentError as error:
+            await abort_with(context, error)
+        return pb.RollbackResponse(model=model_status(view), rolled_back_from=rolled_back_from)
+
+    async def Remove(
+        self, request: pb.RemoveRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RemoveResponse:
+        await require_client_certificate(self._core, context, method="Remove")
+        target = request.WhichOneof("target")
+        serving_ = self._core.serving
+        try:
+            if target is None:
+                raise errors.InvalidRequest("Remove needs a version, a digest or all_versions")
+            if target == "all_versions":
+                removal = await asyncio.to_thread(serving_.remove_model, request.model)
+            else:
+                removal = await asyncio.to_thread(
+                    lambda: serving_.remove(
+                        request.model,
+                        version=request.version if target == "version" else None,
+                        digest=request.digest if target == "digest" else None,
+                    )
+                )
+        except errors.AgentError as error:
+            await abort_with(context, error)
+        return pb.RemoveResponse(
+            removed_versions=removal.versions,
+            deleted_digests=removal.digests,
+            freed_bytes=removal.freed_bytes,
+        )
+
+    def status_update(self) -> pb.StatusUpdate:
+        core = self._core
+        return pb.StatusUpdate(
+            agent_id=core.config.agent_id,
+            time_unix_seconds=core.clock(),
+            ready=core.serving.all_ready(),
+            models=[model_status(v) for v in core.serving.views()],
+        )
+
+    async def WatchStatus(
+        self, request: pb.WatchStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.StatusUpdate]:
+        interval = request.interval_seconds or self._core.config.status_interval_seconds
+        interval = max(interval, 0.05)
+        while True:
+            yield await asyncio.to_thread(self.status_update)
+            if request.once:
+                return
+            await asyncio.sleep(interval)
+
+    async def Build(
+        self, request: pb.BuildRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.BuildResponse:
+        await require_client_certificate(self._core, context, method="Build")
+        core = self._core
+        try:
+            built = await asyncio.to_thread(
+                lambda: building.build(
+                    store=core.store,
+                    spec_json=request.spec_json,
+                    workdir=core.config.data_dir / "builds",
+                    timeout_s=request.timeout_seconds or None,
+                )
+            )
+        except errors.AgentError as error:
+            await abort_with(context, error)
+        return pb.BuildResponse(
+            engine_digest=built.engine_digest,
+            size_bytes=built.size_bytes,
+            build_seconds=built.build_seconds,
+            backend=built.backend,
+            backend_version=built.backend_version,
+            compute_capability=built.compute_capability,
+            log=built.log,
+            key_digest=built.key_digest,
+        )

@@ -1,0 +1,119 @@
+"""KServe v2 tensors <-> numpy arrays: datatypes, raw little-endian contents, typed contents.
+
+Inputs may arrive as `raw_input_contents` (what tritonclient sends) or as typed `contents`;
+outputs are always returned as `raw_output_contents`, as Triton does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from edgewave_agent import errors
+from edgewave_proto.kserve.v2 import grpc_predict_v2_pb2 as kserve
+
+Array = npt.NDArray[np.generic]
+
+DATATYPES: Mapping[str, np.dtype[np.generic]] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+}
+_BY_DTYPE = {dtype: name for name, dtype in DATATYPES.items()}
+
+# Which typed `contents` field holds each datatype.
+_CONTENTS_FIELD = {
+    "BOOL": "bool_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+}
+
+
+def datatype_of(dtype: np.dtype[np.generic]) -> str:
+    try:
+        return _BY_DTYPE[np.dtype(dtype)]
+    except KeyError:
+        raise errors.InvalidRequest(f"numpy dtype {dtype} has no KServe v2 datatype") from None
+
+
+def dtype_of(datatype: str) -> np.dtype[np.generic]:
+    try:
+        return DATATYPES[datatype]
+    except KeyError:
+        supported = ", ".join(DATATYPES)
+        raise errors.InvalidRequest(
+            f"datatype {datatype!r} is not supported here; use one of {supported}"
+        ) from None
+
+
+def decode_inputs(request: kserve.ModelInferRequest) -> dict[str, Array]:
+    raw: Sequence[bytes] = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise errors.InvalidRequest(
+            f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs: send one per input"
+        )
+    arrays: dict[str, Array] = {}
+    for index, tensor in enumerate(request.inputs):
+        dtype = dtype_of(tensor.datatype)
+        shape = tuple(int(d) for d in tensor.shape)
+        if any(d < 0 for d in shape):
+            raise errors.InvalidRequest(f"input {tensor.name} has a negative dimension {shape}")
+        count = int(np.prod(shape, dtype=np.int64))
+        if raw:
+            data = raw[index]
+            if len(data) != count * dtype.itemsize:
+                raise errors.InvalidRequest(
+                    f"input {tensor.name}: {len(data)} raw bytes for shape {list(shape)} of"
+                    f" {tensor.datatype} (expected {count * dtype.itemsize})"
+                )
+            array: Array = np.frombuffer(data, dtype=dtype.newbyteorder("<")).reshape(shape)
+        else:
+            field = _CONTENTS_FIELD.get(tensor.datatype)
+            if field is None:
+                raise errors.InvalidRequest(
+                    f"input {tensor.name}: {tensor.datatype} must be sent as raw_input_contents"
+                )
+            values = getattr(tensor.contents, field)
+            if len(values) != count:
+                raise errors.InvalidRequest(
+                    f"input {tensor.name}: {len(values)} values for shape {list(shape)}"
+                )
+            array = np.asarray(values).astype(dtype).reshape(shape)
+        arrays[tensor.name] = array
+    return arrays
+
+
+def encode_outputs(
+    response: kserve.ModelInferResponse, outputs: Mapping[str, Array], *, wanted: Sequence[str]
+) -> None:
+    names = list(wanted) if wanted else list(outputs)
+    for name in names:
+        if name not in outputs:
+            raise errors.InvalidRequest(
+                f"output {name!r} does not exist; ModelMetadata lists: {', '.join(outputs)}"
+            )
+        array = np.ascontiguousarray(outputs[name])
+        tensor = response.outputs.add()
+        tensor.name = name
+        tensor.datatype = datatype_of(array.dtype)
+        tensor.shape.extend(array.shape)
+        response.raw_output_contents.append(array.astype(array.dtype.newbyteorder("<")).tobytes())

@@ -1,0 +1,333 @@
+"""Async gRPC client to one edge agent: describe, stat, push (resumable), activate, ...
+
+Calls go to the agent's control port with mTLS (the operator's client certificate); a
+client without TLS settings speaks plaintext to `--insecure` lab agents. `push` resumes:
+it asks Stat where the agent's verified bytes end and streams only the rest, retrying
+temporary failures. Activations are signed with the operator's Ed25519 key
+(`edgewave_api.signing`), exactly as the agent verifies them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from edgewave_api import signing
+from edgewave_api.errors import EdgewaveError, PermanentError
+from edgewave_api.telemetry import interceptors, spans
+from edgewave_operator.agents import errors
+from edgewave_operator.agents.artifacts import Artifact
+from edgewave_proto.agent.v1 import agent_pb2 as pb
+from edgewave_proto.agent.v1 import agent_pb2_grpc
+
+# Chosen by bench/push_throughput.py's sweep: the largest chunks gain little past 1 MiB.
+DEFAULT_CHUNK_BYTES = 1 << 20
+MAX_MESSAGE_BYTES = 16 << 20
+# Initial metadata by which the agent accepts a push, with the offset it expects data from.
+RESUME_OFFSET_KEY = "edgewave-resume-offset"
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """The CA that signed agents' certificates, and the operator's client certificate."""
+
+    ca_pem: bytes
+    cert_pem: bytes | None = None
+    key_pem: bytes | None = None
+    # Name to check the agent's certificate against, when the endpoint is an IP address.
+    server_name: str | None = None
+
+
+@dataclass(frozen=True)
+class PushResult:
+    digest: str
+    size_bytes: int
+    # Offset the last (successful) stream started from; size_bytes when nothing was sent.
+    resumed_from: int
+    # Data bytes this call sent over all attempts.
+    sent_bytes: int
+    already_present: bool
+    attempts: int
+
+
+def open_channel(endpoint: str, *, tls: ClientTls | None) -> grpc.aio.Channel:
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 60_000),
+    ]
+    if tls is None:
+        return grpc.aio.insecure_channel(endpoint, options=options)
+    if tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    credentials = grpc.ssl_channel_credentials(tls.ca_pem, tls.key_pem, tls.cert_pem)
+    return grpc.aio.secure_channel(endpoint, credentials, options=options)
+
+
+class AgentClient:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        tls: ClientTls | None,
+        signing_key_pem: bytes | None = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        timeout: float = 30.0,
+        name: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.name = name or endpoint
+        self._tls = tls
+        self._channel = open_channel(endpoint, tls=tls)
+        self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
+        self._signing_key_pem = signing_key_pem
+        self.chunk_bytes = chunk_bytes
+        self.timeout = timeout
+
+    async def close(self) -> None:
+        await self._channel.close(grace=None)
+
+    async def __aenter__(self) -> AgentClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _translated(self, call: str) -> Any:
+        return errors.translated(agent=self.name, call=call)
+
+    async def describe(self) -> pb.DescribeResponse:
+        with self._translated("Describe"):
+            return await self._stub.Describe(pb.DescribeRequest(), timeout=self.timeout)
+
+    async def stat(self, digest: str) -> pb.StatResponse:
+        with self._translated("Stat"):
+            return await self._stub.Stat(
+                pb.StatRequest(digest=digest),
+                timeout=self.timeout,
+                metadata=interceptors.outgoing_metadata(),
+            )
+
+    async def push(
+        self,
+        artifact: Artifact,
+        *,
+        attempts: int = 3,
+        progress: Callable[[int], Awaitable[None]] | None = None,
+    ) -> PushResult:
+        """Make the agent hold `artifact`, sending only what it does not have verified yet.
+
+        `await progress(offset)` runs before each chunk is sent (progress bars, tests).
+        """
+        with spans.push(agent=self.name, digest=artifact.digest, size=artifact.size):
+            result = await self._push(artifact, attempts=attempts, progress=progress)
+            spans.annotate(resumed_offset=result.resumed_from, sent_bytes=result.sent_bytes)
+            return result
+
+    async def _push(
+        self,
+        artifact: Artifact,
+        *,
+        attempts: int,
+        progress: Callable[[int], Awaitable[None]] | None,
+    ) -> PushResult:
+        sent = [0]
+        last_error: EdgewaveError | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                stat = await self.stat(artifact.digest)
+                if stat.complete:
+                    return PushResult(
+                        artifact.digest, stat.total_size, stat.total_size, sent[0],
+                        already_present=sent[0] == 0, attempts=attempt,
+                    )  # fmt: skip
+                if stat.in_progress:
+                    raise errors.AgentBusy(
+                        f"agent {self.name}: another push of {artifact.digest[:12]} is running",
+                        retry_after=1.0,
+                    )
+                try:
+                    with self._translated("Push"):
+                        response = await self._push_once(
+                            artifact, offset=stat.verified_offset, sent=sent, progress=progress
+                        )
+                except errors.AgentInternalError:
+                    # A stream that ends while a chunk is being written reads as INTERNAL,
+                    # whatever ended it (grpc/grpc#36066): an agent that went away says so.
+                    await self.stat(artifact.digest)
+                    raise
+                if response.complete:
+                    return PushResult(
+                        artifact.digest, response.size_bytes, response.resumed_from, sent[0],
+                        already_present=response.already_present, attempts=attempt,
+                    )  # fmt: skip
+                raise errors.AgentInternalError(
+                    f"agent {self.name}: push of {artifact.digest[:12]} ended at"
+                    f" {response.verified_offset} of {artifact.size} bytes",
+                    retry_after=0.0,
+                )
+            except EdgewaveError as error:
+                if not error.temporary or attempt == attempts:
+                    raise
+                last_error = error
+                await asyncio.sleep(min(error.retry_after or 0.0, 5.0))
+        assert last_error is not None
+        raise last_error
+
+    async def _push_once(
+        self,
+        artifact: Artifact,
+        *,
+        offset: int,
+        sent: list[int],
+        progress: Callable[[int], Awaitable[None]] | None,
+    ) -> pb.PushResponse:
+        """One Push stream: a header chunk, the agent's go-ahead, then the data.
+
+        Waiting for the go-ahead (initial metadata with the resume offset) means no write is
+        in flight when the agent refuses the push, so its status arrives intact (grpc aio
+        reports INTERNAL for a status that races a write: grpc/grpc#36066).
+        """
+        # Written to with call.write. The trace context goes as call metadata, not through
+        # channel interceptors: grpc.aio's intercepted calls change how write() fails.
+        call = self._stub.Push(None, metadata=interceptors.outgoing_metadata())
+        try:
+            await call.write(
+                pb.PushChunk(digest=artifact.digest, total_size=artifact.size, offset=offset)
+            )
+            metadata = dict(await call.initial_metadata() or ())
+            resume = metadata.get(RESUME_OFFSET_KEY)
+            if resume is None:
+                # Already stored (a response), or refused (its status).
+                return await call
+            chunks = artifact.chunks(offset=int(resume), chunk_bytes=self.chunk_bytes)
+            for position, data in chunks:
+                if progress is not None:
+                    await progress(position)
+                if call.done():
+                    break  # the agent ended the push (or went away): its status says why
+                try:
+                    await call.write(pb.PushChunk(offset=position, data=data))
+                except asyncio.InvalidStateError:
+                    break  # ended while this chunk was waiting to be written
+                sent[0] += len(data)
+            else:
+                await call.done_writing()
+            return await call
+        except BaseException:
+            # Cancelled, or a failed write: end the stream so the agent keeps what it has.
+            call.cancel()
+            raise
+
+    def sign(self, *, model: str, version: str, digest: str, backend: str) -> bytes:
+        if self._signing_key_pem is None:
+            raise PermanentError(
+                "this client has no activation signing key: pass signing_key_pem (the"
+                " operator's Ed25519 private key)"
+            )
+        return signing.sign_activation(
+            self._signing_key_pem, model=model, version=version, digest=digest, backend=backend
+        )
+
+    async def activate(
+        self,
+        *,
+        model: str,
+        version: str,
+        digest: str,
+        backend: str,
+        signature: bytes | None = None,
+        deadline_seconds: float | None = None,
+    ) -> pb.ActivateResponse:
+        """Activate a pushed artifact; the signature is made here unless given."""
+        if signature is None:
+            signature = self.sign(model=model, version=version, digest=digest, backend=backend)
+        request = pb.ActivateRequest(
+            model=model, version=version, digest=digest, backend=backend, signature=signature
+        )
+        with (
+            spans.activate(agent=self.name, model=model, version=version, digest=digest),
+            self._translated("Activate"),
+        ):
+            return await self._stub.Activate(
+                request,
+                timeout=deadline_seconds or max(self.timeout, 120),
+                metadata=interceptors.outgoing_metadata(),
+            )
+
+    async def rollback(self, model: str) -> pb.RollbackResponse:
+        with self._translated("Rollback"):
+            return await self._stub.Rollback(
+                pb.RollbackRequest(model=model),
+                timeout=max(self.timeout, 120),
+                metadata=interceptors.outgoing_metadata(),
+            )
+
+    async def remove(
+        self, model: str, *, version: str | None = None, digest: str | None = None
+    ) -> pb.RemoveResponse:
+        if (version is None) == (digest is None):
+            raise PermanentError("remove needs exactly one of version or digest")
+        request = pb.RemoveRequest(model=model)
+        if version is not None:
+            request.version = version
+        else:
+            request.digest = digest or ""
+        with self._translated("Remove"):
+            return await self._stub.Remove(request, timeout=self.timeout)
+
+    async def remove_model(self, model: str) -> pb.RemoveResponse:
+        """Stop serving `model` on the agent and delete every version (residency eviction)."""
+        request = pb.RemoveRequest(model=model, all_versions=True)
+        with self._translated("Remove"):
+            return await self._stub.Remove(request, timeout=self.timeout)
+
+    async def status(self) -> pb.StatusUpdate:
+        """One status snapshot."""
+        async for update in self.watch_status(once=True):
+            return update
+        raise errors.AgentInternalError(f"agent {self.name}: WatchStatus sent nothing")
+
+    async def watch_status(
+        self, *, interval_seconds: float = 0.0, once: bool = False
+    ) -> AsyncIterator[pb.StatusUpdate]:
+        """Status updates until the caller stops iterating (or the agent goes away)."""
+        request = pb.WatchStatusRequest(interval_seconds=interval_seconds, once=once)
+        call = self._stub.WatchStatus(request)
+        try:
+            with self._translated("WatchStatus"):
+                async for update in call:
+                    yield update
+        finally:
+            call.cancel()
+
+    async def build(self, spec_json: str, *, timeout_seconds: float = 0.0) -> pb.BuildResponse:
+        """Build an engine on the agent from an ONNX model pushed to it before."""
+        request = pb.BuildRequest(spec_json=spec_json, timeout_seconds=timeout_seconds)
+        deadline = timeout_seconds + 60 if timeout_seconds else None
+        with self._translated("Build"):
+            return await self._stub.Build(request, timeout=deadline)
+
+
+async def push_to_many(
+    clients: Sequence[AgentClient] | Iterable[AgentClient],
+    artifact: Artifact,
+    *,
+    concurrency: int = 32,
+) -> dict[str, PushResult | EdgewaveError]:
+    """Push one artifact to many agents; the file is mapped once and shared by all pushes."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(client: AgentClient) -> tuple[str, PushResult | EdgewaveError]:
+        async with limit:
+            try:
+                return client.name, await client.push(artifact)
+            except EdgewaveError as error:
+                return client.name, error
+
+    results = await asyncio.gather(*(one(c) for c in clients))
+    return dict(results)

@@ -1,0 +1,110 @@
+"""Status conditions of a ModelRollout, derived from its progress. Pure.
+
+Statuses, reasons and messages only: `edgewave_api.conditions.set_condition` adds
+`observedGeneration` and moves `lastTransitionTime` only on a flip. Besides the product's own
+types (Ready, Progressing, Degraded, Compiled, ResidencyCompliant) the set includes the
+kstatus "abnormal-true" pair, Reconciling and Stalled, so GitOps health checks (Flux,
+cli-utils kstatus) read a rollout as InProgress, Current or Failed without custom rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from edgewave_operator.planning import progress, residency
+
+Phase = progress.Phase
+
+
+class Status(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Type(StrEnum):
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    COMPILED = "Compiled"
+    RESIDENCY_COMPLIANT = "ResidencyCompliant"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    type: str
+    status: Status
+    reason: str
+    message: str = ""
+
+
+def rollout_conditions(
+    *,
+    current: progress.Progress,
+    compiled: Condition,
+    evictions: Sequence[residency.Eviction],
+    excluded: int,
+) -> tuple[Condition, ...]:
+    """The full condition set for a rollout (transition times are set when written)."""
+    phase = current.phase
+    failure = current.failure
+    ready = Condition(
+        type=Type.READY,
+        status=Status.TRUE if phase is Phase.SUCCEEDED else Status.FALSE,
+        reason="RolloutSucceeded" if phase is Phase.SUCCEEDED else phase.value,
+        message=(
+            f"{current.version} serves on every target"
+            if phase is Phase.SUCCEEDED
+            else (failure.message if failure else f"rollout of {current.version} is {phase}")
+        ),
+    )
+    moving = phase in (Phase.PENDING, Phase.PROGRESSING, Phase.ROLLING_BACK)
+    progressing = Condition(
+        type=Type.PROGRESSING,
+        status=Status.TRUE if moving else Status.FALSE,
+        reason={
+            Phase.SUCCEEDED: "RolloutComplete",
+            Phase.PAUSED: "Paused",
+            Phase.ROLLED_BACK: "RolledBack",
+            Phase.FAILED: "RolloutFailed",
+        }.get(phase, phase.value),
+        message=f"phase {phase}",
+    )
+    degraded_now = phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.FAILED)
+    degraded = Condition(
+        type=Type.DEGRADED,
+        status=Status.TRUE if degraded_now and failure else Status.FALSE,
+        reason=failure.reason if degraded_now and failure else "AsExpected",
+        message=_with_numbers(failure) if degraded_now and failure else "",
+    )
+    compliant = Condition(
+        type=Type.RESIDENCY_COMPLIANT,
+        status=Status.FALSE if evictions else Status.TRUE,
+        reason=evictions[0].violation.reason.value if evictions else "Compliant",
+        message=(
+            "removing the model from agents where it may not be: "
+            + "; ".join(e.violation.message for e in evictions[:5])
+            + (f" (and {len(evictions) - 5} more)" if len(evictions) > 5 else "")
+            if evictions
+            else f"every copy is where residency allows ({excluded} agents excluded)"
+        ),
+    )
+    reconciling = replace(progressing, type=Type.RECONCILING)
+    stalled = Condition(
+        type=Type.STALLED,
+        status=Status.TRUE if phase.terminal else Status.FALSE,
+        reason=degraded.reason if phase.terminal else "AsExpected",
+        message=degraded.message if phase.terminal else "",
+    )
+    return (ready, progressing, degraded, compiled, compliant, reconciling, stalled)
+
+
+def _with_numbers(failure: progress.Failure) -> str:
+    if not failure.numbers:
+        return failure.message
+    numbers = ", ".join(f"{key}={value:g}" for key, value in sorted(failure.numbers.items()))
+    return f"{failure.message} [{numbers}]"

@@ -1,0 +1,88 @@
+"""The operator's settings: environment (`EDGEWAVE_*`) and flags, validated in one place.
+
+Defaults suit a cluster; tests and the demo shorten the periods (probe interval, gate
+windows come from the rollout itself). Every period that trades API-server writes for
+freshness is here, with the write it saves named next to it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edgewave_api.telemetry import logs, tracing
+
+
+def _identity() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGEWAVE_", extra="ignore", frozen=True)
+
+    namespace: str = "edgewave-system"
+    """Where the operator keeps its own objects: CA and signing-key Secrets, the leader Lease."""
+    kubeconfig: Path | None = None
+    """Kubeconfig to use; in-cluster credentials when unset and running in a pod."""
+    watch_namespaces: tuple[str, ...] = ()
+    """Namespaces whose ModelRollouts this operator handles; every namespace when empty.
+    EdgeAgents and ResidencyPolicies are cluster-scoped and always watched."""
+    identity: str = Field(default_factory=_identity)
+    """This replica's name in the leader Lease."""
+
+    leader_election: bool = True
+    lease_name: str = "edgewave-operator"
+    lease_duration_seconds: float = Field(default=15.0, gt=0)
+    """A standby takes over at most this long after the leader stopped renewing."""
+    lease_renew_seconds: float = Field(default=5.0, gt=0)
+    """How often the leader renews (one Lease write each time)."""
+
+    ca_secret: str = "edgewave-ca"
+    """Secret (in `namespace`) with the operator's CA (`tls.crt`, `tls.key`); made if absent."""
+    signing_secret: str = "edgewave-signing-key"
+    """Secret (in `namespace`) holding the Ed25519 activation key; created if absent."""
+    insecure_agents: bool = False
+    """Talk plaintext gRPC to agents (labs only; agents must run with --insecure)."""
+
+    probe_interval_seconds: float = Field(default=10.0, gt=0)
+    """Describe each agent this often while it answers (no API write unless it changed)."""
+    probe_max_backoff_seconds: float = Field(default=120.0, gt=0)
+    """Longest wait between Describes of an agent that does not answer."""
+    probe_timeout_seconds: float = Field(default=5.0, gt=0)
+    probe_concurrency: int = Field(default=64, ge=1)
+    last_seen_refresh_seconds: float = Field(default=300.0, gt=0)
+    """An unchanged, reachable agent's status is written once per period (lastSeen)."""
+
+    push_concurrency: int = Field(default=16, ge=1)
+    """Agents updated at once across all batches (each batch is also bounded by its wave)."""
+    push_chunk_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+    rpc_timeout_seconds: float = Field(default=30.0, gt=0)
+    activate_timeout_seconds: float = Field(default=300.0, gt=0)
+
+    reconcile_period_seconds: float = Field(default=30.0, gt=0)
+    """A rollout with nothing to wait for still looks again this often (drift repair)."""
+    status_min_interval_seconds: float = Field(default=1.0, ge=0)
+    """Status writes of one rollout are at least this far apart (coalesced in between)."""
+
+    cache_dir: Path = Path("/var/cache/edgewave")
+    """Engine cache and fetched models (a PVC in the cluster)."""
+    max_build_workers: int = Field(default=2, ge=1)
+
+    keep_models_annotation: str = "edgewave.io/keep-models"
+    """On a ModelRollout, "true" keeps its models on agents when it is deleted."""
+
+    admission_webhook: bool = False
+    """Serve the residency admission webhook (`EDGEWAVE_WEBHOOK_*` configure it)."""
+
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on this port (0: any free port); off when unset."""
+    log_format: logs.LogFormat = "text"
+    """Log lines as `text`, `json` (one object per line) or `auto` (json unless a terminal)."""
+    trace_exporter: tracing.Exporter = "none"
+    """Send traces nowhere (`none`), to stderr (`console`) or to a collector (`otlp`)."""
+    trace_endpoint: str | None = None
+    """OTLP collector for `trace_exporter=otlp` (else OTEL_EXPORTER_OTLP_ENDPOINT)."""

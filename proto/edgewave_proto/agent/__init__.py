@@ -1,0 +1,1 @@
+"""The agent API (operator <-> edge agent); generated code lives in the versioned package."""
