@@ -123,7 +123,7 @@ def apply_all(cluster: clusters.DevCluster, items: list[dict[str, Any]]) -> None
 
 
 def secrets(namespace: str, pki: testing.Pki) -> list[dict[str, Any]]:
-    def secret(name: str, kind: str, data: dict[str, bytes]) -> dict[str, Any]:
+    def secret(name: str, *, kind: str, data: dict[str, bytes]) -> dict[str, Any]:
         return {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -136,13 +136,13 @@ def secrets(namespace: str, pki: testing.Pki) -> list[dict[str, Any]]:
     return [
         secret(
             "edgewave-ca",
-            "kubernetes.io/tls",
-            {"tls.crt": ca.cert_pem, "tls.key": ca.key_pem, "ca.crt": ca.cert_pem},
+            kind="kubernetes.io/tls",
+            data={"tls.crt": ca.cert_pem, "tls.key": ca.key_pem, "ca.crt": ca.cert_pem},
         ),
         secret(
             "edgewave-signing-key",
-            "Opaque",
-            {"ed25519.key": key.private_pem, "ed25519.pub": key.public_pem},
+            kind="Opaque",
+            data={"ed25519.key": key.private_pem, "ed25519.pub": key.public_pem},
         ),
     ]
 

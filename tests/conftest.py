@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+
 from edgewave_operator.devcluster import clusters, namespaces, processes
 
 

@@ -71,6 +71,9 @@ class OperatorSettings(BaseSettings):
     cache_dir: Path = Path("/var/cache/edgewave")
     """Engine cache and fetched models (a PVC in the cluster)."""
     max_build_workers: int = Field(default=2, ge=1)
+    central_builds: bool = True
+    """Build engines in the operator's own workers; false: every target builds its own
+    engine (an operator image without toolchains)."""
 
     keep_models_annotation: str = "edgewave.io/keep-models"
     """On a ModelRollout, "true" keeps its models on agents when it is deleted."""

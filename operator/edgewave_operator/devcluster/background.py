@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pydantic
-from edgewave_api.errors import PermanentError
 
+from edgewave_api.errors import PermanentError
 from edgewave_operator.devcluster import clusters, processes, states
 
 STATE_FILE = "state.json"

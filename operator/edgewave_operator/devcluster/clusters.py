@@ -30,7 +30,6 @@ from types import TracebackType
 from typing import Any
 
 from edgewave_api.errors import PermanentError, TemporaryError
-
 from edgewave_operator.devcluster import (
     commandlines,
     credentials,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgewave_api import pki
-
 from edgewave_operator.devcluster import commandlines
 
 ADMIN_USER = "edgewave-admin"

@@ -3,8 +3,11 @@
 Thin glue over `edgewave_compiler`: the model is fetched and its sha256 verified, the
 compiler's pure planner maps each target's reported GPU and runtimes to a build key, and
 each distinct key is built once (or found in the cache) off the event loop by the
-compiler's process pool. The result says which engine each agent gets, which agents no
-allowed backend can serve (excluded as NoCompatibleBackend), and the engines for status.
+compiler's process pool. Targets no central builder serves (Jetson, Hopper, a runtime
+version it does not match) build their own engine: the ONNX model is pushed to the agent
+and its `Build` reports the digest, recorded in the cache as built there. The result says
+which engine each agent gets, which agents no allowed backend can serve (excluded as
+NoCompatibleBackend) or failed to build (AgentBuildFailed), and the engines for status.
 Results are memoized per (model, build spec, platforms) so a reconcile that changes
 nothing costs nothing; cancelling the caller cancels builds no one else waits for.
 """
@@ -14,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from edgewave_api import edgeagent, modelrollout
-from edgewave_api.errors import TemporaryError
+from edgewave_api.errors import PermanentError, TemporaryError
 from edgewave_api.telemetry import spans
 from edgewave_compiler import cache, compiling, intake, keys
 from edgewave_compiler import planning as compile_planning
@@ -27,10 +31,26 @@ from edgewave_operator import metrics as operator_metrics
 from edgewave_operator.handlers import describing
 from edgewave_operator.planning import views
 
-ON_AGENT_UNSUPPORTED = (
-    "this agent's GPU or runtime needs an engine built on the agent itself, which this "
-    "operator does not do yet; allow another backend (e.g. ONNXRuntime) or add a central builder"
-)
+MAX_AGENT_ENGINE_ENTRIES = 16
+"""Engines built on agents listed in a rollout's status (one per agent), at most."""
+
+
+@dataclass(frozen=True)
+class AgentBuilt:
+    """What an agent reported after building an engine for itself."""
+
+    digest: str
+    size_bytes: int
+    build_seconds: float
+    log: str = ""
+
+
+class AgentBuilder(Protocol):
+    """Has `agent` build `key` from the ONNX file; `Executor.build_on_agent`."""
+
+    def __call__(
+        self, agent: str, *, key: keys.BuildKey, model_path: Path
+    ) -> Awaitable[AgentBuilt]: ...
 
 
 @dataclass(frozen=True)
@@ -40,6 +60,9 @@ class Engines:
     """Engine digest (bare hex) -> file to push."""
     statuses: tuple[modelrollout.EngineStatus, ...]
     refused: Mapping[str, str] = field(default_factory=dict)
+    """Agent -> why no allowed backend can serve it (NoCompatibleBackend)."""
+    build_failed: Mapping[str, str] = field(default_factory=dict)
+    """Agent -> why building an engine on it failed (AgentBuildFailed)."""
     built: int = 0
 
 
@@ -113,12 +136,15 @@ class EngineBuilds:
         compiler: compiling.Compiler,
         models_dir: Path,
         metrics: operator_metrics.OperatorMetrics | None = None,
+        central: bool = True,
     ) -> None:
         self._metrics = metrics
+        self._central = central
         self._compiler = compiler
         self._models_dir = models_dir
         self._memo: dict[str, tuple[object, Engines]] = {}
         self._builders: tuple[compile_planning.CentralBuilder, ...] | None = None
+        self.agent_builder: AgentBuilder | None = None
 
     async def engines_for(
         self,
@@ -139,22 +165,21 @@ class EngineBuilds:
             return cached[1]
         request = build_request(spec)
         if self._builders is None:
-            self._builders = await discover_builders()
+            self._builders = await discover_builders() if self._central else ()
         builders = self._builders
         plan = compile_planning.plan_builds(targets=targets, request=request, builders=builders)
         refused = dict(plan.unservable)
         central = plan.central
-        for build in plan.on_agents:
-            for agent in build.agents:
-                refused[agent] = ON_AGENT_UNSUPPORTED
         records = []
-        if central:
+        model_path = self._models_dir
+        if central or plan.on_agents:
             model_path = await asyncio.to_thread(
                 intake.fetch,
                 spec.model.uri,
                 sha256=spec.model.sha256,
                 dest_dir=self._models_dir,
             )
+        if central:
 
             async def ensure(build: compile_planning.PlannedBuild) -> cache.EngineRecord:
                 with spans.compile(
@@ -200,15 +225,73 @@ class EngineBuilds:
                     build_seconds=None if record.cache_hit else record.build_seconds,
                 )
             )
+        build_failed: dict[str, str] = {}
+        for build in plan.on_agents:
+            for agent in build.agents:
+                try:
+                    record = await self._on_agent(build.key, agent=agent, model_path=model_path)
+                except PermanentError as error:
+                    build_failed[agent] = str(error)
+                    continue
+                built += 0 if record.cache_hit else 1
+                digest = record.engine_digest.removeprefix("sha256:")
+                backend = modelrollout.Backend(build.key.backend.value)
+                by_agent[agent] = views.EngineRef(
+                    digest=digest, backend=backend.value, size=record.size_bytes, local=True
+                )
+                if len(statuses) < len(central) + MAX_AGENT_ENGINE_ENTRIES:
+                    statuses.append(
+                        modelrollout.EngineStatus(
+                            key=f"{_key_name(build.key)}-{agent}"[:253],
+                            backend=backend,
+                            compute_capability=build.key.compute_capability,
+                            digest=describing.prefixed(digest),
+                            size_bytes=record.size_bytes,
+                            build_seconds=record.build_seconds,
+                            built_on=modelrollout.BuildLocation.AGENT,
+                            agent=agent,
+                        )
+                    )
         engines = Engines(
             by_agent=by_agent,
             paths=paths,
             statuses=tuple(sorted(statuses, key=lambda s: s.key)),
             refused=refused,
+            build_failed=build_failed,
             built=built,
         )
         self._memo[uid] = (memo_key, engines)
         return engines
+
+    async def _on_agent(
+        self, key: keys.BuildKey, *, agent: str, model_path: Path
+    ) -> cache.EngineRecord:
+        """The engine `agent` built for itself: recorded before, or built now."""
+        engine_cache = self._compiler.cache
+        recorded = await asyncio.to_thread(engine_cache.agent_build, key, agent=agent)
+        if recorded is not None:
+            return recorded.model_copy(update={"cache_hit": True})
+        if self.agent_builder is None:
+            raise PermanentError(
+                f"agent {agent} must build its own engine but this operator has no agent "
+                "builder wired; allow a backend a central builder serves"
+            )
+        with spans.compile(
+            model=key.model_sha256[:12],
+            version="",
+            backend=key.backend.value,
+            compute_capability=key.compute_capability,
+        ):
+            reply = await self.agent_builder(agent, key=key, model_path=model_path)
+        return await asyncio.to_thread(
+            engine_cache.record_agent_build,
+            key,
+            agent=agent,
+            engine_digest=reply.digest,
+            size_bytes=reply.size_bytes,
+            build_seconds=reply.build_seconds,
+            log=reply.log,
+        )
 
     def forget(self, uid: str) -> None:
         self._memo.pop(uid, None)

@@ -52,7 +52,7 @@ def prefixed(digest: str) -> str:
     return digest if digest.startswith("sha256:") else f"sha256:{digest}"
 
 
-def _claimed(value: str, pattern: re.Pattern[str], invalid: str) -> str | None:
+def _claimed(value: str, *, pattern: re.Pattern[str], invalid: str) -> str | None:
     if not value:
         return None
     return value if pattern.match(value) else invalid
@@ -147,8 +147,10 @@ def from_describe(
         models=held_models(answer.models),
         free_disk_bytes=free,
         last_seen=now,
-        reported_region=_claimed(answer.region, _DNS_LABEL, UNKNOWN_REGION),
-        reported_jurisdiction=_claimed(answer.jurisdiction, _JURISDICTION, UNKNOWN_JURISDICTION),
+        reported_region=_claimed(answer.region, pattern=_DNS_LABEL, invalid=UNKNOWN_REGION),
+        reported_jurisdiction=_claimed(
+            answer.jurisdiction, pattern=_JURISDICTION, invalid=UNKNOWN_JURISDICTION
+        ),
         agent_version=answer.agent_version[:64] or None,
         conditions=_conditions(
             previous,

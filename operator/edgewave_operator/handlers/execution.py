@@ -21,11 +21,13 @@ from pathlib import Path
 
 from edgewave_api import edgeagent
 from edgewave_api.errors import EdgewaveError, PermanentError
+from edgewave_compiler import keys
 from edgewave_operator import metrics as operator_metrics
 from edgewave_operator.agents import artifacts
-from edgewave_operator.handlers import describing
+from edgewave_operator.agents import client as agent_client
+from edgewave_operator.handlers import compiling, describing
 from edgewave_operator.handlers.inventory import Inventory
-from edgewave_operator.planning import gates, parsing, residency, rollbacks, stepping
+from edgewave_operator.planning import gates, parsing, residency, rollbacks, stepping, views
 from edgewave_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -89,31 +91,13 @@ class Executor:
                 return agent, None
             engine = update.engine
             path = paths.get(engine.digest)
-            if path is None:
+            if path is None and not engine.local:
                 return agent, f"engine {engine.digest[:12]} is not available to push"
             spec = self._inventory.specs.get(agent)
             region = spec.spec.region if spec else ""
             try:
                 client = await self._inventory.client(agent)
-                started = time.monotonic()
-                try:
-                    pushed = await client.push(self._artifact(engine.digest, path))
-                except EdgewaveError:
-                    if self._metrics is not None:
-                        self._metrics.push_finished(
-                            region=region, ok=False, seconds=time.monotonic() - started
-                        )
-                    raise
-                self.pushes += 0 if pushed.already_present else 1
-                self.pushed_bytes += pushed.sent_bytes
-                if self._metrics is not None and not pushed.already_present:
-                    self._metrics.push_sent(region=region, amount=pushed.sent_bytes)
-                    self._metrics.push_finished(
-                        region=region,
-                        ok=True,
-                        seconds=time.monotonic() - started,
-                        resumed_bytes=pushed.resumed_from if pushed.sent_bytes else 0,
-                    )
+                await self._deliver(client, agent=agent, engine=engine, path=path, region=region)
                 await client.activate(
                     model=update.model,
                     version=update.version,
@@ -131,6 +115,63 @@ class Executor:
                 with contextlib.suppress(EdgewaveError):
                     await self._inventory.refresh(agent)
             return agent, None
+
+    async def _deliver(
+        self,
+        client: agent_client.AgentClient,
+        *,
+        agent: str,
+        engine: views.EngineRef,
+        path: Path | None,
+        region: str,
+    ) -> None:
+        """Make sure `agent` holds `engine`: push what it lacks (Stat-resumed)."""
+        if path is None:  # built on the agent itself: it must still be there
+            stat = await client.stat(engine.digest)
+            if not stat.complete:
+                raise PermanentError(
+                    f"agent {agent} no longer holds the engine it built ({engine.digest[:12]}); "
+                    "it is rebuilt when the rollout's spec changes"
+                )
+            return
+        started = time.monotonic()
+        try:
+            pushed = await client.push(self._artifact(engine.digest, path))
+        except EdgewaveError:
+            if self._metrics is not None:
+                self._metrics.push_finished(
+                    region=region, ok=False, seconds=time.monotonic() - started
+                )
+            raise
+        self.pushes += 0 if pushed.already_present else 1
+        self.pushed_bytes += pushed.sent_bytes
+        if self._metrics is not None and not pushed.already_present:
+            self._metrics.push_sent(region=region, amount=pushed.sent_bytes)
+            self._metrics.push_finished(
+                region=region,
+                ok=True,
+                seconds=time.monotonic() - started,
+                resumed_bytes=pushed.resumed_from if pushed.sent_bytes else 0,
+            )
+
+    async def build_on_agent(
+        self, agent: str, *, key: keys.BuildKey, model_path: Path
+    ) -> compiling.AgentBuilt:
+        """Push the ONNX model to `agent` and have it build `key` with its own toolchain."""
+        async with self._limit:
+            client = await self._inventory.client(agent)
+            size = (await asyncio.to_thread(model_path.stat)).st_size
+            with artifacts.Artifact(path=model_path, digest=key.model_sha256, size=size) as model:
+                await client.push(model)
+            reply = await client.build(
+                key.canonical_json(), timeout_seconds=self._settings.activate_timeout_seconds
+            )
+        return compiling.AgentBuilt(
+            digest=reply.engine_digest,
+            size_bytes=reply.size_bytes,
+            build_seconds=reply.build_seconds,
+            log=reply.log,
+        )
 
     # -- observe -----------------------------------------------------------------------
 
@@ -199,7 +240,8 @@ class Executor:
                         deadline_seconds=self._settings.activate_timeout_seconds,
                     )
                 else:
-                    await client.remove(revert.model, version=revert.from_version)
+                    # Nothing ran before this rollout: take the model off the agent again.
+                    await client.remove_model(revert.model)
             except EdgewaveError as error:
                 log.warning("rollback of %s failed: %s", agent, error, extra={"agent": agent})
                 return agent, str(error)

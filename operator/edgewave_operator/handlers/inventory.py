@@ -202,9 +202,10 @@ class Inventory:
             )
             failures = self._failures.get(name, 0) + 1
             self._failures[name] = failures
-            delay = min(
-                self._settings.probe_interval_seconds * (2 ** min(failures - 1, 16)),
-                self._settings.probe_max_backoff_seconds,
+            delay = heartbeats.probe_delay(
+                failures=failures,
+                interval=self._settings.probe_interval_seconds,
+                ceiling=self._settings.probe_max_backoff_seconds,
             )
         else:
             status = describing.from_describe(
@@ -221,13 +222,14 @@ class Inventory:
         if name in self.specs:
             self._schedule(name, delay=delay)
         if before is None or heartbeats.significant(before) != heartbeats.significant(status):
-            await self._audit_location(agent, before, status)
+            await self._audit_location(agent, before=before, status=status)
             self._on_change(name)
         await self._maybe_write(name, status)
 
     async def _audit_location(
         self,
         agent: edgeagent.EdgeAgent,
+        *,
         before: edgeagent.EdgeAgentStatus | None,
         status: edgeagent.EdgeAgentStatus,
     ) -> None:

@@ -63,7 +63,7 @@ class Plan:
     engines: engine_builds.Engines | None
 
 
-def _compiled(status: conditions.Status, reason: str, message: str) -> conditions.Condition:
+def _compiled(status: conditions.Status, *, reason: str, message: str) -> conditions.Condition:
     return conditions.Condition(
         type=conditions.Type.COMPILED, status=status, reason=reason, message=message
     )
@@ -165,7 +165,7 @@ class RolloutWorker:
         evictions = residency.evictions(model=intent.model, rules=rules, fleet=fleet)
         engines: engine_builds.Engines | None = None
         compiled = _compiled(
-            conditions.Status.UNKNOWN, "WaitingForAgents", "no target answered yet"
+            conditions.Status.UNKNOWN, reason="WaitingForAgents", message="no target answered yet"
         )
         platforms = {
             agent.name: self.runtime.inventory.live[agent.name]
@@ -174,7 +174,9 @@ class RolloutWorker:
         }
         step: stepping.Step | None = None
         if self.compile_failed_generation == generation:
-            compiled = _compiled(conditions.Status.FALSE, "CompileFailed", self.compile_error)
+            compiled = _compiled(
+                conditions.Status.FALSE, reason="CompileFailed", message=self.compile_error
+            )
             step = stepping.compile_failed(
                 intent=intent, current=self.current, message=self.compile_error, now=now
             )
@@ -186,7 +188,9 @@ class RolloutWorker:
             except PermanentError as error:
                 self.compile_failed_generation = generation
                 self.compile_error = str(error)
-                compiled = _compiled(conditions.Status.FALSE, "CompileFailed", str(error))
+                compiled = _compiled(
+                    conditions.Status.FALSE, reason="CompileFailed", message=str(error)
+                )
                 step = stepping.compile_failed(
                     intent=intent, current=self.current, message=str(error), now=now
                 )
@@ -195,8 +199,8 @@ class RolloutWorker:
                 self.current = stepping.compile_recovered(self.current)
                 compiled = _compiled(
                     conditions.Status.TRUE,
-                    "EnginesReady",
-                    f"{len(engines.statuses)} engines for {len(engines.by_agent)} agents"
+                    reason="EnginesReady",
+                    message=f"{len(engines.statuses)} engines for {len(engines.by_agent)} agents"
                     + (f", {len(engines.refused)} agents unservable" if engines.refused else ""),
                 )
         by_agent: Mapping[str, views.EngineRef] = engines.by_agent if engines else {}
@@ -204,6 +208,11 @@ class RolloutWorker:
             found,
             refused=dict(engines.refused) if engines else {},
             reason=targeting.Exclusion.NO_COMPATIBLE_BACKEND.value,
+        )
+        found = targeting.exclude(
+            found,
+            refused=dict(engines.build_failed) if engines else {},
+            reason=targeting.Exclusion.AGENT_BUILD_FAILED.value,
         )
         waves, found = targeting.assign_waves(waves=parsing.wave_specs(rollout), targeting=found)
         if step is None:
@@ -232,7 +241,7 @@ class RolloutWorker:
             now=now,
         )
         await self.write(status)
-        await self.record(rollout, step, evictions, found)
+        await self.record(rollout, step=step, evictions=evictions, found=found)
         self.count(step, summary)
         return Plan(
             rollout=rollout,
@@ -277,6 +286,7 @@ class RolloutWorker:
     async def record(
         self,
         rollout: modelrollout.ModelRollout,
+        *,
         step: stepping.Step,
         evictions: tuple[residency.Eviction, ...],
         found: targeting.Targeting,
@@ -365,7 +375,7 @@ class RolloutWorker:
             if item.reason in RESIDENCY_REASONS:
                 self.runtime.metrics.residency_rejected(region=item.region)
             log.info(
-                "residency: excluded agent %s (region %s): %s",
+                "excluded agent %s (region %s): %s",
                 item.agent,
                 item.region,
                 item.message,
@@ -490,7 +500,7 @@ class RolloutWorker:
                 plan = await self.plan(body, agents=_values(agents), policies=_values(policies))
             except EdgewaveError as error:
                 log.warning("rollout %s: %s", self.key, error, extra={"rollout": self.key})
-                await _sleep(waker, stopped, error.retry_after or 5.0)
+                await _sleep(waker, stopped=stopped, seconds=error.retry_after or 5.0)
                 continue
             step = plan.step
             if step.actions or plan.evictions:
@@ -512,7 +522,7 @@ class RolloutWorker:
                     failure = acting.exception()
                     if failure is not None:
                         log.error("rollout %s: acting failed: %r", self.key, failure)
-                        await _sleep(waker, stopped, 2.0)
+                        await _sleep(waker, stopped=stopped, seconds=2.0)
                 if step.actions:
                     continue
             now = self.runtime.clock()
@@ -521,7 +531,7 @@ class RolloutWorker:
                 timeout = min(timeout, max(0.0, (step.wake_at - now).total_seconds()))
             if plan.evictions:
                 timeout = min(timeout, EVICTION_RETRY_SECONDS)
-            await _sleep(waker, stopped, timeout)
+            await _sleep(waker, stopped=stopped, seconds=timeout)
 
 
 def _values(index: Any) -> list[Any]:
@@ -542,7 +552,7 @@ def _version(body: Mapping[str, Any]) -> str | None:
     return str(version) if version is not None else None
 
 
-async def _sleep(waker: asyncio.Event, stopped: Any, seconds: float) -> None:
+async def _sleep(waker: asyncio.Event, *, stopped: Any, seconds: float) -> None:
     """Until woken, stopped (kopf's daemon flag), or `seconds` passed."""
     if stopped:
         return

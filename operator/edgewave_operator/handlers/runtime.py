@@ -55,6 +55,7 @@ class Runtime:
         self.executor = execution.Executor(
             inventory=self.inventory, settings=self.settings, metrics=self.metrics
         )
+        self.builds.agent_builder = self.executor.build_on_agent
 
     @classmethod
     async def start(cls, settings: OperatorSettings, api: kube_client.ApiClient) -> Runtime:
@@ -68,7 +69,10 @@ class Runtime:
         compiler = compiling.Compiler(engine_cache, max_workers=settings.max_build_workers)
         metrics = operator_metrics.OperatorMetrics()
         builds = engine_builds.EngineBuilds(
-            compiler=compiler, models_dir=settings.cache_dir / "models", metrics=metrics
+            compiler=compiler,
+            models_dir=settings.cache_dir / "models",
+            metrics=metrics,
+            central=settings.central_builds,
         )
         runtime = cls(
             settings=settings, api=api, trust=trust, compiler=compiler, builds=builds,

@@ -5,7 +5,8 @@ The node-heartbeat Lease pattern: probing an agent is cheap, writing its status 
 cares about changed (reachability, readiness, hardware, runtimes, models and their
 states, claimed location); the volatile numbers (lastSeen, free disk, latency, error rate)
 ride along with such writes and are otherwise refreshed once per coarse period, and only
-for agents that answer.
+for agents that answer. Agents that do not answer are probed less and less often
+(`probe_delay`), so a dead site does not cost a probe per interval per agent.
 """
 
 from __future__ import annotations
@@ -52,3 +53,10 @@ def write_due(
         return False
     last = written_at or written.last_seen
     return last is None or now - last >= refresh
+
+
+def probe_delay(*, failures: int, interval: float, ceiling: float) -> float:
+    """Seconds until the next Describe: the interval, doubled per consecutive failure."""
+    if failures <= 0:
+        return interval
+    return min(interval * float(2 ** min(failures - 1, 32)), ceiling)

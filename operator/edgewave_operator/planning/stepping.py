@@ -167,8 +167,11 @@ class _Planner:
     current: progress.Progress
     events: list[Event] = field(default_factory=list)
 
-    def event(self, type_: EventType, reason: str, message: str) -> None:
-        self.events.append(Event(type=type_, reason=reason, message=message))
+    def normal(self, reason: str, message: str) -> None:
+        self.events.append(Event(type=EventType.NORMAL, reason=reason, message=message))
+
+    def warning(self, reason: str, message: str) -> None:
+        self.events.append(Event(type=EventType.WARNING, reason=reason, message=message))
 
     def step(
         self,
@@ -208,14 +211,12 @@ class _Planner:
         if previous == self.intent.version:
             previous = old.previous_version
         if old.revision and old.phase.active:
-            self.event(
-                EventType.NORMAL,
+            self.normal(
                 Reason.SUPERSEDED,
                 f"version {self.intent.version} supersedes the rollout of {old.version} "
                 f"(was {old.phase})",
             )
-        self.event(
-            EventType.NORMAL,
+        self.normal(
             Reason.STARTED,
             f"rolling out {self.intent.model} {self.intent.version}"
             + (f" (previous version {previous})" if previous else ""),
@@ -249,19 +250,17 @@ class _Planner:
                 numbers=dict(numbers or {}),
             ),
         )
-        self.event(EventType.WARNING, Reason.WAVE_FAILED, f"wave {wave.name} failed: {message}")
+        self.warning(Reason.WAVE_FAILED, f"wave {wave.name} failed: {message}")
         if not self.intent.auto_rollback:
             self.set_phase(Phase.FAILED)
-            self.event(
-                EventType.WARNING,
+            self.warning(
                 Reason.FAILED,
                 f"rollout of {self.intent.version} stopped; autoRollback is off, agents "
                 "keep what they serve",
             )
             return self.step()
         self.set_phase(Phase.ROLLING_BACK)
-        self.event(
-            EventType.WARNING,
+        self.warning(
             Reason.ROLLBACK_STARTED,
             f"rolling back {self.intent.version} on every agent this rollout updated",
         )
@@ -292,15 +291,13 @@ class _Planner:
         self.set_phase(Phase.ROLLED_BACK)
         if reverts:
             names = ", ".join(r.agent for r in reverts)
-            self.event(
-                EventType.WARNING,
+            self.warning(
                 Reason.ROLLBACK_INCOMPLETE,
                 f"agents {names} stayed unreachable and still serve {self.intent.version}",
             )
         else:
             target = self.current.previous_version or "their previous versions"
-            self.event(
-                EventType.WARNING,
+            self.warning(
                 Reason.ROLLED_BACK,
                 f"rolled back {self.intent.version} to {target}",
             )
@@ -317,7 +314,7 @@ class _Planner:
             return self.step()
         passed_at: datetime.datetime | None = None
         for wave in self.waves:
-            outcome = self.advance_wave(wave, passed_at, observation)
+            outcome = self.advance_wave(wave, passed_at=passed_at, observation=observation)
             if isinstance(outcome, Step):
                 return outcome
             passed_at = outcome.finished_at
@@ -326,6 +323,7 @@ class _Planner:
     def advance_wave(
         self,
         wave: targeting.Wave,
+        *,
         passed_at: datetime.datetime | None,
         observation: Observation | None,
     ) -> progress.WaveProgress | Step:
@@ -342,7 +340,7 @@ class _Planner:
                 return progressed
             record = progressed
         if record.state is WaveState.VERIFYING:
-            return self.verify_wave(wave, record, observation)
+            return self.verify_wave(wave, record=record, observation=observation)
         if record.state is WaveState.FAILED:
             # Only reachable if a failure was persisted without its phase.
             return self.fail(record, reason=Reason.FAILED, message=record.message)
@@ -373,8 +371,7 @@ class _Planner:
         record = replace(record, state=WaveState.PROGRESSING, started_at=self.now)
         self.current = self.current.with_wave(record)
         regions = sorted({agent.region for agent in wave.agents})
-        self.event(
-            EventType.NORMAL,
+        self.normal(
             Reason.WAVE_STARTED,
             f"wave {wave.name} started: {len(wave.agents)} agents"
             + (f" in {', '.join(regions)}" if regions else "")
@@ -384,13 +381,13 @@ class _Planner:
 
     def pause(self) -> Step:
         if self.current.phase is not Phase.PAUSED:
-            self.event(EventType.NORMAL, Reason.PAUSED, "paused before the next batch")
+            self.normal(Reason.PAUSED, "paused before the next batch")
         self.set_phase(Phase.PAUSED)
         return self.step()
 
     def resume(self) -> None:
         if self.current.phase is Phase.PAUSED:
-            self.event(EventType.NORMAL, Reason.RESUMED, "resumed")
+            self.normal(Reason.RESUMED, "resumed")
         self.set_phase(Phase.PROGRESSING)
 
     def progress_wave(
@@ -409,8 +406,7 @@ class _Planner:
         failed = set(record.failed_agents) | reported | no_engine
         if no_engine - set(record.failed_agents):
             names = ", ".join(sorted(no_engine - set(record.failed_agents)))
-            self.event(
-                EventType.WARNING,
+            self.warning(
                 Reason.NO_ENGINE,
                 f"no engine could be built for agents {names} (see the Compiled condition)",
             )
@@ -461,6 +457,7 @@ class _Planner:
     def verify_wave(
         self,
         wave: targeting.Wave,
+        *,
         record: progress.WaveProgress,
         observation: Observation | None,
     ) -> progress.WaveProgress | Step:
@@ -492,16 +489,13 @@ class _Planner:
             record, state=WaveState.PASSED, finished_at=self.now, message=verdict.message
         )
         self.current = self.current.with_wave(record)
-        self.event(
-            EventType.NORMAL, Reason.WAVE_PASSED, f"wave {wave.name} passed: {verdict.message}"
-        )
+        self.normal(Reason.WAVE_PASSED, f"wave {wave.name} passed: {verdict.message}")
         return record
 
     def succeed(self) -> Step:
         if self.current.phase is not Phase.SUCCEEDED:
             self.set_phase(Phase.SUCCEEDED)
-            self.event(
-                EventType.NORMAL,
+            self.normal(
                 Reason.SUCCEEDED,
                 f"{self.intent.model} {self.intent.version} rolled out to every wave",
             )
@@ -574,7 +568,7 @@ def compile_failed(
         failure=progress.Failure(reason=Reason.COMPILE_FAILED, message=message, at=now),
     )
     planner.set_phase(Phase.FAILED)
-    planner.event(EventType.WARNING, Reason.COMPILE_FAILED, message)
+    planner.warning(Reason.COMPILE_FAILED, message)
     return planner.step()
 
 

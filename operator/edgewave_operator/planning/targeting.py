@@ -32,6 +32,7 @@ class Exclusion(StrEnum):
     CORDONED = "Cordoned"
     NO_WAVE = "NotInAnyWave"
     NO_COMPATIBLE_BACKEND = "NoCompatibleBackend"
+    AGENT_BUILD_FAILED = "AgentBuildFailed"
 
 
 @dataclass(frozen=True, slots=True)

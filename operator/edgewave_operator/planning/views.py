@@ -81,6 +81,8 @@ class EngineRef:
     digest: str
     backend: str
     size: int = 0
+    local: bool = False
+    """Built on the agent itself: already in its store, nothing to push."""
 
 
 def utc(value: datetime.datetime) -> datetime.datetime:

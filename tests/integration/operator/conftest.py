@@ -35,6 +35,7 @@ from edgewave_agent import testing
 from edgewave_agent.server import AgentServer
 from edgewave_api import crdgen
 from edgewave_operator.devcluster import clusters
+from edgewave_operator.kube import permissions
 
 ROOT = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
@@ -136,7 +137,7 @@ class AgentHost:
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
-    def start(self, agent_id: str, region: str, jurisdiction: str, **extra: Any) -> Agent:
+    def start(self, agent_id: str, *, region: str, jurisdiction: str, **extra: Any) -> Agent:
         raw = testing.agent_config(
             pki_=self.pki,
             data_dir=self.root / agent_id,
@@ -189,7 +190,7 @@ def host(pki: testing.Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             extra: dict[str, Any] = {}
             if agent_id == "ec-1":
                 extra["fault_injection"] = {"fail_probe_for_versions": [PROBE_FAILS]}
-            agents.start(agent_id, region, jurisdiction, **extra)
+            agents.start(agent_id, region=region, jurisdiction=jurisdiction, **extra)
         yield agents
     finally:
         agents.close()
@@ -238,7 +239,7 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(crds: clusters.DevCluster, namespace: str, host: AgentHost) -> Iterator[Fleet]:
+def fleet(*, crds: clusters.DevCluster, namespace: str, host: AgentHost) -> Iterator[Fleet]:
     made = Fleet(kube=crds, namespace=namespace, host=host)
     for agent in host.agents.values():
         made.apply(made.manifest(agent))
@@ -287,7 +288,7 @@ class Operators:
     started: list[OperatorProcess] = dataclasses.field(default_factory=list)
 
     def secrets(self) -> None:
-        def secret(name: str, kind: str, data: dict[str, bytes]) -> dict[str, Any]:
+        def secret(name: str, *, kind: str, data: dict[str, bytes]) -> dict[str, Any]:
             return {
                 "apiVersion": "v1",
                 "kind": "Secret",
@@ -301,24 +302,73 @@ class Operators:
         for manifest in (
             secret(
                 "edgewave-ca",
-                "kubernetes.io/tls",
-                {"tls.crt": ca.cert_pem, "tls.key": ca.key_pem, "ca.crt": ca.cert_pem},
+                kind="kubernetes.io/tls",
+                data={"tls.crt": ca.cert_pem, "tls.key": ca.key_pem, "ca.crt": ca.cert_pem},
             ),
             secret(
                 "edgewave-signing-key",
-                "Opaque",
-                {"ed25519.key": key.private_pem, "ed25519.pub": key.public_pem},
+                kind="Opaque",
+                data={"ed25519.key": key.private_pem, "ed25519.pub": key.public_pem},
             ),
         ):
             self.kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
 
-    def start(self, identity: str = "op-0", **settings: str) -> OperatorProcess:
+    def least_privilege_kubeconfig(self) -> Path:
+        """A kubeconfig for a ServiceAccount bound to exactly `kube.permissions`' rules."""
+        ns = self.namespace
+        name = f"{ns}-operator"
+        subject = {"kind": "ServiceAccount", "name": "edgewave-operator", "namespace": ns}
+        manifests: list[dict[str, Any]] = [
+            {"apiVersion": "v1", "kind": "ServiceAccount",
+             "metadata": {"name": "edgewave-operator", "namespace": ns}},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": {"name": name}, "rules": list(permissions.CLUSTER_RULES)},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+             "metadata": {"name": name}, "subjects": [subject],
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                         "name": name}},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": "edgewave-operator", "namespace": ns},
+             "rules": list(permissions.NAMESPACE_RULES)},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": "edgewave-operator", "namespace": ns}, "subjects": [subject],
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                         "name": "edgewave-operator"}},
+        ]  # fmt: skip
+        self.kube.kubectl(
+            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                  "items": manifests})
+        )  # fmt: skip
+        token = self.kube.kubectl(
+            "create", "token", "edgewave-operator", "-n", ns, "--duration=1h"
+        ).stdout.strip()
+        admin = yaml.safe_load(self.kube.kubeconfig.read_text())
+        cluster = admin["clusters"][0]
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [cluster],
+            "users": [{"name": "operator", "user": {"token": token}}],
+            "contexts": [
+                {"name": "operator", "context": {"cluster": cluster["name"], "user": "operator"}}
+            ],
+            "current-context": "operator",
+        }
+        path = self.workdir / "operator.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def start(
+        self, identity: str = "op-0", *, kubeconfig: Path | None = None, **settings: str
+    ) -> OperatorProcess:
         if not self.started:
             self.secrets()
+        config = kubeconfig or self.kube.kubeconfig
         env = {
             **self.kube.environment(),
+            "KUBECONFIG": str(config),
             "PYTHONUNBUFFERED": "1",
-            "EDGEWAVE_KUBECONFIG": str(self.kube.kubeconfig),
+            "EDGEWAVE_KUBECONFIG": str(config),
             "EDGEWAVE_NAMESPACE": self.namespace,
             "EDGEWAVE_WATCH_NAMESPACES": json.dumps([self.namespace]),
             "EDGEWAVE_IDENTITY": identity,
@@ -342,6 +392,7 @@ class Operators:
 
 @pytest.fixture
 def operators(
+    *,
     crds: clusters.DevCluster,
     namespace: str,
     pki: testing.Pki,

@@ -32,7 +32,7 @@ def _policy(fleet: Fleet) -> dict[str, Any]:
     }
 
 
-def _eu_rollout(fleet: Fleet, make_rollout: MakeRollout, uri: str, sha: str, **kw: Any) -> Any:
+def _eu_rollout(fleet: Fleet, *, make_rollout: MakeRollout, uri: str, sha: str, **kw: Any) -> Any:
     manifest = make_rollout(
         "eu-model", namespace=fleet.namespace, model="eu-model", version="1.0.0",
         uri=uri, sha256=sha, waves=[{"name": "all", "maxUnavailable": "50%"}], **kw,
@@ -64,7 +64,7 @@ def test_selector_across_three_regions_updates_only_eu_agents(
 ) -> None:
     operators.start()
     uri, sha = model_files(11.0)
-    fleet.apply(_eu_rollout(fleet, make_rollout, uri, sha))
+    fleet.apply(_eu_rollout(fleet, make_rollout=make_rollout, uri=uri, sha=sha))
     fleet.kube.kubectl(
         "wait", "--for=condition=Ready", "mro/eu-model", "-n", fleet.namespace, "--timeout=90s"
     )
@@ -100,7 +100,9 @@ def test_relabelling_agents_to_us_east_evicts_and_stops_pushes(
 ) -> None:
     operators.start()
     uri, sha = model_files(12.0)
-    manifest = _eu_rollout(fleet, make_rollout, uri, sha, pauseBetweenWavesSeconds=5)
+    manifest = _eu_rollout(
+        fleet, make_rollout=make_rollout, uri=uri, sha=sha, pauseBetweenWavesSeconds=5
+    )
     manifest["spec"]["strategy"]["waves"] = [
         {"name": "west", "regions": ["eu-west"], "maxUnavailable": 2},
         {"name": "rest", "maxUnavailable": 2},

@@ -25,10 +25,12 @@ def condition(body: dict[str, object], kind: str) -> dict[str, object] | None:
 
 
 def test_three_waves_reach_ready_in_order_within_max_unavailable(
-    fleet: Fleet, operators: Operators, model_files: ModelFiles, make_rollout: MakeRollout
+    *, fleet: Fleet, operators: Operators, model_files: ModelFiles, make_rollout: MakeRollout
 ) -> None:
     uri, sha = model_files(1.0)
-    operators.start()
+    # Least privilege: the operator runs as a ServiceAccount bound to exactly the rules the
+    # chart grants (`kube.permissions`); a missing permission fails this test.
+    operators.start(kubeconfig=operators.least_privilege_kubeconfig())
     manifest = make_rollout(
         "resnet", namespace=fleet.namespace, model="resnet", version="1.0.0", uri=uri, sha256=sha
     )
@@ -70,6 +72,8 @@ def test_three_waves_reach_ready_in_order_within_max_unavailable(
     reasons = [e["reason"] for e in fleet.events()]
     assert reasons.count("WavePassed") == 3
     assert "RolloutSucceeded" in reasons
+    # Nothing the operator (or kopf under it) tried was refused by RBAC.
+    assert "Forbidden" not in operators.started[0].log_path.read_text()
 
 
 def test_failed_probe_in_wave_two_rolls_every_updated_agent_back(
@@ -151,7 +155,7 @@ def test_leader_killed_mid_wave_standby_finishes_without_pushing_twice(
         identity = lease.get("spec", {}).get("holderIdentity")
         return str(identity) if identity else None
 
-    until(lambda: _exists(fleet, "lease", "edgewave-operator") and holder() == "op-a",
+    until(lambda: _exists(fleet, kind="lease", name="edgewave-operator") and holder() == "op-a",
           what="op-a to lead")  # fmt: skip
     standby = operators.start("op-b")
     uri, sha = model_files(4.0)
@@ -180,7 +184,7 @@ def test_leader_killed_mid_wave_standby_finishes_without_pushing_twice(
     assert all(a.active("segmenter") == "1.0.0" for a in fleet.host.agents.values())
 
 
-def _exists(fleet: Fleet, kind: str, name: str) -> bool:
+def _exists(fleet: Fleet, *, kind: str, name: str) -> bool:
     result = fleet.kube.kubectl("get", kind, name, "-n", fleet.namespace, check=False)
     return bool(result.returncode == 0)
 
@@ -284,3 +288,43 @@ def test_an_agent_changed_by_hand_is_repaired_without_a_second_push(
     until(lambda: agent.active("pose") == "2.0.0", what="the operator to repair ew-0")
     assert fleet.host.spy.count(engine, "ew-0") == 1  # the engine was still there: no push
     assert "DriftRepair" in [e["reason"] for e in fleet.events()]
+
+
+def test_without_a_central_builder_agents_build_their_own_engines(
+    *,
+    fleet: Fleet,
+    operators: Operators,
+    model_files: ModelFiles,
+    make_rollout: MakeRollout,
+) -> None:
+    host = fleet.host
+    # An operator without central builders (a slim image without toolchains): every target
+    # builds its own engine from the ONNX model pushed to it.
+    odd = host.start("odd-0", region="eu-west", jurisdiction="EU")
+    try:
+        manifest = fleet.manifest(odd)
+        manifest["metadata"]["labels"]["only"] = "odd"
+        fleet.apply(manifest)
+        operators.start(central_builds="false")
+        uri, sha = model_files(14.0)
+        rollout = make_rollout(
+            "odd", namespace=fleet.namespace, model="odd", version="1.0.0", uri=uri, sha256=sha,
+            waves=[{"name": "all", "maxUnavailable": 1}],
+        )  # fmt: skip
+        rollout["spec"]["targets"]["selector"]["matchLabels"]["only"] = "odd"
+        fleet.apply(rollout)
+        fleet.kube.kubectl(
+            "wait", "--for=condition=Ready", "mro/odd", "-n", fleet.namespace, "--timeout=90s"
+        )
+        [engine] = fleet.get("mro", "odd")["status"]["engines"]
+        assert engine["builtOn"] == "Agent" and engine["agent"] == fleet.name("odd-0")
+        digest = engine["digest"].removeprefix("sha256:")
+        core = odd.server.core
+        assert core.store.has(digest)  # the agent holds what it built ...
+        assert host.spy.count(digest, "odd-0") == 0  # ... which was never pushed to it
+        assert host.spy.count(sha, "odd-0") == 1  # the ONNX model was, once
+        assert odd.active("odd") == "1.0.0"
+    finally:
+        fleet.kube.kubectl("delete", "edgeagent", fleet.name("odd-0"), "--wait=false")
+        host.call(odd.server.stop(grace=0))
+        del host.agents["odd-0"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from edgewave_operator.devcluster import commandlines
 
 BIN = Path("/opt/bin")

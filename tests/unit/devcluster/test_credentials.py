@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 from edgewave_operator.devcluster import commandlines, credentials
 
 CREDENTIALS = credentials.generate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import yaml
+
 from edgewave_operator.devcluster import kubeconfigs
 
 

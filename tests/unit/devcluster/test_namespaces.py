@@ -6,6 +6,7 @@ import re
 
 import pytest
 import yaml
+
 from edgewave_operator.devcluster import namespaces
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

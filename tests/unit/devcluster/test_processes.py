@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import pytest
+
 from edgewave_operator.devcluster import processes
 
 

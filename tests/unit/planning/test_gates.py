@@ -16,7 +16,7 @@ Reason = gates.Reason
 
 
 def sample(
-    agent: str, requests: int, errors: int = 0, p95: float | None = 10.0
+    agent: str, requests: int, *, errors: int = 0, p95: float | None = 10.0
 ) -> gates.HealthSample:
     return gates.HealthSample(agent=agent, requests=requests, errors=errors, p95_latency_ms=p95)
 
@@ -61,6 +61,7 @@ def sample(
     ],
 )
 def test_evaluate(
+    *,
     now: datetime.datetime,
     samples: list[gates.HealthSample],
     deadline: datetime.datetime | None,

@@ -63,7 +63,9 @@ def status(
         (status(region="us-east"), T0 + MIN, True),  # claimed location changed
     ],
 )
-def test_write_due(current: edgeagent.EdgeAgentStatus, now: datetime.datetime, due: bool) -> None:
+def test_write_due(
+    *, current: edgeagent.EdgeAgentStatus, now: datetime.datetime, due: bool
+) -> None:
     assert (
         heartbeats.write_due(
             written=status(), current=current, written_at=T0, now=now, refresh=REFRESH
@@ -83,3 +85,11 @@ def test_first_status_is_always_written() -> None:
     assert heartbeats.write_due(
         written=None, current=status(), written_at=None, now=T0, refresh=REFRESH
     )
+
+
+@pytest.mark.parametrize(
+    ("failures", "delay"),
+    [(0, 10.0), (1, 10.0), (2, 20.0), (3, 40.0), (4, 80.0), (5, 120.0), (99, 120.0)],
+)
+def test_probe_backoff(failures: int, delay: float) -> None:
+    assert heartbeats.probe_delay(failures=failures, interval=10.0, ceiling=120.0) == delay

@@ -24,7 +24,7 @@ S = datetime.timedelta(seconds=1)
     ],
 )
 def test_may_take(
-    holder: str | None, renewed: datetime.datetime | None, now: datetime.datetime, may: bool
+    *, holder: str | None, renewed: datetime.datetime | None, now: datetime.datetime, may: bool
 ) -> None:
     assert (
         leadership.may_take(

@@ -23,7 +23,7 @@ from edgewave_operator.planning import quantities
     ],
 )
 def test_resolution(
-    value: quantities.IntOrPercent, total: int, unavailable: int, failed: int
+    *, value: quantities.IntOrPercent, total: int, unavailable: int, failed: int
 ) -> None:
     assert quantities.max_unavailable(value, total=total) == unavailable
     assert quantities.max_failed(value, total=total) == failed

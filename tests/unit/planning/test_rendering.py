@@ -28,7 +28,9 @@ INTENT = stepping.Intent(model="m", version="2", revision="2")
 ENGINE = views.EngineRef(digest="d2", backend="ONNXRuntime")
 
 
-def agent(name: str, region: str, version: str | None, reachable: bool = True) -> views.AgentView:
+def agent(
+    name: str, region: str, *, version: str | None, reachable: bool = True
+) -> views.AgentView:
     models = (
         (views.HeldModel(name="m", version=version, digest="d2", state=ACTIVE),) if version else ()
     )
@@ -36,9 +38,9 @@ def agent(name: str, region: str, version: str | None, reachable: bool = True) -
 
 
 AGENTS = (
-    agent("a", "eu-west", "2"),
-    agent("b", "eu-west", "2", reachable=False),
-    agent("c", "us-east", "1"),
+    agent("a", "eu-west", version="2"),
+    agent("b", "eu-west", version="2", reachable=False),
+    agent("c", "us-east", version="1"),
 )
 EXCLUDED = targeting.Excluded(
     agent="z", region="us-west", reason="RegionNotAllowed", message="no", source="ResidencyPolicy/p"

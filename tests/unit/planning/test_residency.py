@@ -17,18 +17,33 @@ EU_ONLY = residency.ResidencyRule(
 SPEC = residency.ResidencyRule(source="spec.residency", denied_regions=frozenset({"eu-central"}))
 
 
-def agent(name: str, region: str, jurisdiction: str = "EU", **kwargs: object) -> views.AgentView:
+def agent(name: str, region: str, *, jurisdiction: str = "EU", **kwargs: object) -> views.AgentView:
     return views.AgentView(name=name, region=region, jurisdiction=jurisdiction, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("rules", "candidate", "reason", "source"),
     [
-        ((), agent("a", "us-east", "US"), None, None),
+        ((), agent("a", "us-east", jurisdiction="US"), None, None),
         ((EU_ONLY,), agent("a", "eu-west"), None, None),
-        ((EU_ONLY,), agent("a", "us-east", "US"), Reason.REGION_NOT_ALLOWED, EU_ONLY.source),
-        ((EU_ONLY,), agent("a", "eu-west", "US"), Reason.JURISDICTION_NOT_ALLOWED, EU_ONLY.source),
-        ((EU_ONLY,), agent("a", "eu-west", ""), Reason.JURISDICTION_NOT_ALLOWED, EU_ONLY.source),
+        (
+            (EU_ONLY,),
+            agent("a", "us-east", jurisdiction="US"),
+            Reason.REGION_NOT_ALLOWED,
+            EU_ONLY.source,
+        ),
+        (
+            (EU_ONLY,),
+            agent("a", "eu-west", jurisdiction="US"),
+            Reason.JURISDICTION_NOT_ALLOWED,
+            EU_ONLY.source,
+        ),
+        (
+            (EU_ONLY,),
+            agent("a", "eu-west", jurisdiction=""),
+            Reason.JURISDICTION_NOT_ALLOWED,
+            EU_ONLY.source,
+        ),
         ((EU_ONLY, SPEC), agent("a", "eu-central"), Reason.REGION_DENIED, SPEC.source),
         ((EU_ONLY, SPEC), agent("a", "eu-west"), None, None),
         # Location disagreements make an agent non-compliant even without any rule.
@@ -44,6 +59,7 @@ def agent(name: str, region: str, jurisdiction: str = "EU", **kwargs: object) ->
     ],
 )
 def test_violation(
+    *,
     rules: tuple[residency.ResidencyRule, ...],
     candidate: views.AgentView,
     reason: residency.Reason | None,
@@ -59,7 +75,9 @@ def test_violation(
 
 
 def test_messages_name_region_and_policy() -> None:
-    found = residency.ResidencyRules(rules=(EU_ONLY,)).violation(agent("x", "us-east", "US"))
+    found = residency.ResidencyRules(rules=(EU_ONLY,)).violation(
+        agent("x", "us-east", jurisdiction="US")
+    )
     assert found is not None
     assert "us-east" in found.message
     assert "ResidencyPolicy/eu-only" in found.message
@@ -80,8 +98,8 @@ def test_evictions_cover_every_version_held_where_forbidden() -> None:
     )
     fleet = [
         agent("eu-1", "eu-west", models=held),
-        agent("us-1", "us-east", "US", models=held),
-        agent("us-2", "us-east", "US"),  # holds nothing: nothing to evict
+        agent("us-1", "us-east", jurisdiction="US", models=held),
+        agent("us-2", "us-east", jurisdiction="US"),  # holds nothing: nothing to evict
         agent("eu-moved", "eu-west", models=held, reported_region="us-east"),
     ]
     found = residency.evictions(

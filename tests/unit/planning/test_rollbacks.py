@@ -26,6 +26,7 @@ def held(version: str, state: views.ModelState = STANDBY) -> views.HeldModel:
     ],
 )
 def test_plan_reverts(
+    *,
     models: tuple[views.HeldModel, ...],
     previous: str,
     expected: tuple[str, str] | str | None,

@@ -51,6 +51,7 @@ CAMS = LabelSelector(match_labels={"app": "cams"})
     ],
 )
 def test_select_targets(
+    *,
     spec: targeting.TargetSpec,
     rules: residency.ResidencyRules,
     targets: int,
@@ -144,6 +145,7 @@ def test_no_waves_means_one_wave_of_all_targets() -> None:
     [(4, "50%", "25%", (2, 1)), (3, "25%", 1, (1, 1)), (10, 3, "10%", (3, 1))],
 )
 def test_wave_limits_resolve_against_wave_size(
+    *,
     size: int,
     max_unavailable: str | int,
     max_failed: str | int,

@@ -1,0 +1,53 @@
+"""The Kubernetes API access the operator needs, and nothing more (least privilege).
+
+Data, not code that calls the API: the Helm chart's RBAC mirrors these rules, and an
+integration test runs the real operator under a ServiceAccount bound to exactly these
+rules, so a missing permission fails a test instead of a rollout in production.
+
+Cluster-wide: read the three kinds; write only status (ModelRollout, EdgeAgent) and the
+metadata kopf needs on ModelRollouts (its finalizer and annotations, by PATCH; the
+operator never edits a spec); create Events; read the TLS Secrets EdgeAgents name for
+bring-your-own CAs. In its own namespace: read/create its CA and signing-key Secrets and
+hold the leader Lease.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+GROUP = "edgewave.io"
+
+CLUSTER_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "apiGroups": [GROUP],
+        "resources": ["modelrollouts"],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+    {"apiGroups": [GROUP], "resources": ["modelrollouts/status"], "verbs": ["patch"]},
+    {"apiGroups": [GROUP], "resources": ["edgeagents"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [GROUP], "resources": ["edgeagents/status"], "verbs": ["patch"]},
+    {"apiGroups": [GROUP], "resources": ["residencypolicies"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    # EdgeAgent.spec.tlsSecretRef (bring-your-own CA) may name a Secret in any namespace;
+    # narrow this to a Role in the namespaces that hold them where you can.
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    # kopf watches CRDs to notice its resources appear or change (discovery).
+    {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "verbs": ["list", "watch"],
+    },
+    # Only with EDGEWAVE_WATCH_NAMESPACES: kopf watches which of them exist.
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+)
+"""ClusterRole rules (every namespace the operator serves)."""
+
+NAMESPACE_RULES: tuple[dict[str, Any], ...] = (
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"]},
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    },
+)
+"""Role rules in the operator's own namespace (its Secrets and the leader Lease)."""
