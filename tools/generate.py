@@ -25,6 +25,7 @@ GENERATORS: tuple[str, ...] = (
     "edgewave_api.docgen:generate",
     "tools.gitopsgen:generate",
     "tools.metricsdoc:generate",
+    "tools.rbacgen:generate",
 )
 
 

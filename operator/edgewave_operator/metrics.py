@@ -9,9 +9,13 @@ meaning are listed in docs/observability.md, which a test keeps in step with thi
 
 from __future__ import annotations
 
+import logging
+
 import prometheus_client
 
 from edgewave_api.telemetry import catalogs, exposition
+
+log = logging.getLogger(__name__)
 
 PUSH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 COMPILE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0)
@@ -104,8 +108,14 @@ class OperatorMetrics:
         return self.catalog.registry
 
     def serve(self, *, port: int = 0, host: str = "0.0.0.0") -> exposition.MetricsServer:
-        """Serve these metrics on http://host:port/metrics (port 0 picks one; see `.port`)."""
-        return exposition.serve(self.registry, port=port, host=host)
+        """Serve these metrics on http://host:port/metrics (port 0 picks one; see `.port`).
+
+        Logs `metrics listening on <url>` with the bound port, so a port picked by the system
+        (EDGEWAVE_METRICS_PORT=0: tests, several operators on one host) can be found.
+        """
+        server = exposition.serve(self.registry, port=port, host=host)
+        log.info("metrics listening on %s", server.url)
+        return server
 
     def set_rollout_phase(self, *, rollout: str, phase: str) -> None:
         """Record that `rollout` (namespace/name) is now in `phase`."""

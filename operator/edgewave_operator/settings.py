@@ -81,6 +81,9 @@ class OperatorSettings(BaseSettings):
     admission_webhook: bool = False
     """Serve the residency admission webhook (`EDGEWAVE_WEBHOOK_*` configure it)."""
 
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve `/healthz` (liveness and readiness) on this port, on every replica, leader or
+    standby; off when unset or 0."""
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port (0: any free port); off when unset."""
     log_format: logs.LogFormat = "text"

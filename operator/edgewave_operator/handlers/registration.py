@@ -4,10 +4,14 @@
   API server, and an event handler that keeps the inventory's probe list current. No
   handler that writes kopf state to EdgeAgents (no finalizer, no annotations): agent
   objects are written only by the inventory, and only when something changed.
-- ResidencyPolicies: an index (`policies`); any change wakes every rollout.
+- ResidencyPolicies: an index (`policies`); any change wakes every rollout and the
+  policies' status writer (`handlers.policies`), which also hears of every rollout.
 - ModelRollouts: one daemon each (the `RolloutWorker` loop), an event handler that wakes
   it on spec changes, and a deletion handler (finalizer) that removes the model from the
   agents unless the keep annotation says otherwise, and releases cache references.
+
+They live in their own registry (`REGISTRY`), run by a kopf operator that only the leader
+starts; what every replica serves (health, admission) is in `handlers.serving`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ log = logging.getLogger(__name__)
 GROUP, VERSION = meta.GROUP, meta.VERSION
 FINALIZER = "edgewave.io/cleanup"
 DELETE_RETRIES = 6
+REGISTRY = kopf.OperatorRegistry()
+"""The reconciling handlers, run by the leader's kopf only."""
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -36,8 +42,15 @@ def _runtime(memo: Any) -> Runtime:
     return runtime
 
 
-@kopf.on.startup()
-async def configure(*, settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+@kopf.on.login(registry=REGISTRY)
+async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The same credentials as the operator's own client (a registry of our own has no
+    default login handlers)."""
+    return await kopf.login_via_async_client(**kwargs)
+
+
+@kopf.on.startup(registry=REGISTRY)
+async def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     # Events are posted by the operator itself, on transitions only (kube.events).
     settings.posting.enabled = False
     settings.persistence.finalizer = FINALIZER
@@ -50,14 +63,9 @@ async def configure(*, settings: kopf.OperatorSettings, memo: Any, **_: Any) -> 
     settings.networking.request_timeout = 60
     # kopf waits for its idle per-object workers when stopping; keep that short.
     settings.batching.idle_timeout = 1.0
-    runtime = _runtime(memo)
-    if runtime.settings.admission_webhook:
-        from edgewave_operator.admission import webhook
-
-        webhook.configure_admission(settings, memo=memo, api=runtime.api)
 
 
-@kopf.on.cleanup()
+@kopf.on.cleanup(registry=REGISTRY)
 async def stop_probing(*, memo: Any, **_: Any) -> None:
     """Stop probing and release kopf's stop-flag waiter: nothing left for kopf to wait for.
 
@@ -72,7 +80,7 @@ async def stop_probing(*, memo: Any, **_: Any) -> None:
 # -- EdgeAgents ----------------------------------------------------------------------------
 
 
-@kopf.index(GROUP, VERSION, "edgeagents")
+@kopf.index(GROUP, VERSION, "edgeagents", registry=REGISTRY)
 async def fleet(*, name: str, body: kopf.Body, **_: Any) -> dict[str, edgeagent.EdgeAgent]:
     try:
         return {name: edgeagent.EdgeAgent.model_validate(dict(body))}
@@ -81,7 +89,7 @@ async def fleet(*, name: str, body: kopf.Body, **_: Any) -> dict[str, edgeagent.
         return {}
 
 
-@kopf.on.event(GROUP, VERSION, "edgeagents")
+@kopf.on.event(GROUP, VERSION, "edgeagents", registry=REGISTRY)
 async def agent_changed(*, type: str, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     inventory = _runtime(memo).inventory
     if type == "DELETED":
@@ -96,7 +104,7 @@ async def agent_changed(*, type: str, name: str, body: kopf.Body, memo: Any, **_
 # -- ResidencyPolicies -----------------------------------------------------------------------
 
 
-@kopf.index(GROUP, VERSION, "residencypolicies")
+@kopf.index(GROUP, VERSION, "residencypolicies", registry=REGISTRY)
 async def policies(
     *, name: str, body: kopf.Body, **_: Any
 ) -> dict[str, residencypolicy.ResidencyPolicy]:
@@ -107,20 +115,26 @@ async def policies(
         return {}
 
 
-@kopf.on.event(GROUP, VERSION, "residencypolicies")
-async def policy_changed(*, memo: Any, **_: Any) -> None:
-    _runtime(memo).wake_all()
+@kopf.on.event(GROUP, VERSION, "residencypolicies", registry=REGISTRY)
+async def policy_changed(*, type: str, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    runtime = _runtime(memo)
+    runtime.policy_statuses.policy_event(kind=type, name=name, body=body)
+    runtime.wake_all()
 
 
 # -- ModelRollouts ---------------------------------------------------------------------------
 
 
-@kopf.on.event(GROUP, VERSION, "modelrollouts")
-async def rollout_changed(*, uid: str, memo: Any, **_: Any) -> None:
-    _runtime(memo).wake(uid)
+@kopf.on.event(GROUP, VERSION, "modelrollouts", registry=REGISTRY)
+async def rollout_changed(*, type: str, uid: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    runtime = _runtime(memo)
+    runtime.policy_statuses.rollout_event(kind=type, uid=uid, body=body)
+    runtime.wake(uid)
 
 
-@kopf.daemon(GROUP, VERSION, "modelrollouts", cancellation_timeout=30.0, backoff=5.0)
+@kopf.daemon(
+    GROUP, VERSION, "modelrollouts", registry=REGISTRY, cancellation_timeout=30.0, backoff=5.0
+)
 async def rollout(
     *,
     body: kopf.Body,
@@ -138,7 +152,7 @@ async def rollout(
     )
 
 
-@kopf.on.delete(GROUP, VERSION, "modelrollouts")
+@kopf.on.delete(GROUP, VERSION, "modelrollouts", registry=REGISTRY)
 async def rollout_deleted(
     *,
     body: kopf.Body,

@@ -48,6 +48,7 @@ ROLLBACK_REASONS = {
     "ProgressDeadlineExceeded": "unreachable",
     "InsufficientSamples": "insufficient_samples",
 }
+POLICY_SOURCE = "ResidencyPolicy/"
 RESIDENCY_REASONS = frozenset(reason.value for reason in residency.Reason)
 
 
@@ -163,6 +164,14 @@ class RolloutWorker:
             version=intent.version,
         )
         evictions = residency.evictions(model=intent.model, rules=rules, fleet=fleet)
+        self.runtime.policy_statuses.note_evictions(
+            policies=[
+                source.removeprefix(POLICY_SOURCE)
+                for source in rules.sources
+                if source.startswith(POLICY_SOURCE)
+            ],
+            pairs=[(e.agent, e.model) for e in evictions],
+        )
         engines: engine_builds.Engines | None = None
         compiled = _compiled(
             conditions.Status.UNKNOWN, reason="WaitingForAgents", message="no target answered yet"

@@ -19,7 +19,7 @@ from edgewave_compiler import cache, compiling
 from edgewave_operator import certs
 from edgewave_operator import metrics as operator_metrics
 from edgewave_operator.handlers import compiling as engine_builds
-from edgewave_operator.handlers import execution
+from edgewave_operator.handlers import execution, policies
 from edgewave_operator.handlers.inventory import Inventory, utcnow
 from edgewave_operator.settings import OperatorSettings
 
@@ -36,6 +36,7 @@ class Runtime:
     )
     inventory: Inventory = field(init=False)
     executor: execution.Executor = field(init=False)
+    policy_statuses: policies.PolicyStatuses = field(init=False)
     clock: Callable[[], datetime.datetime] = utcnow
     wakers: dict[str, asyncio.Event] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -56,6 +57,13 @@ class Runtime:
             inventory=self.inventory, settings=self.settings, metrics=self.metrics
         )
         self.builds.agent_builder = self.executor.build_on_agent
+        self.policy_statuses = policies.PolicyStatuses(
+            api=self.api,
+            inventory=self.inventory,
+            period=self.settings.reconcile_period_seconds,
+            min_interval=self.settings.status_min_interval_seconds,
+            clock=self.clock,
+        )
 
     @classmethod
     async def start(cls, settings: OperatorSettings, api: kube_client.ApiClient) -> Runtime:
@@ -81,6 +89,9 @@ class Runtime:
         if settings.metrics_port is not None:
             runtime.metrics_server = metrics.serve(port=settings.metrics_port)
         runtime._tasks.append(asyncio.create_task(runtime.inventory.run(), name="inventory"))
+        runtime._tasks.append(
+            asyncio.create_task(runtime.policy_statuses.run(), name="policy-statuses")
+        )
         return runtime
 
     def waker(self, uid: str) -> asyncio.Event:
@@ -92,6 +103,7 @@ class Runtime:
     def wake_all(self) -> None:
         for event in self.wakers.values():
             event.set()
+        self.policy_statuses.changed()
 
     async def close_tasks(self) -> None:
         """Stop probing agents (and close their channels)."""
@@ -102,9 +114,11 @@ class Runtime:
                 await task
         self._tasks.clear()
 
-    async def close(self) -> None:
+    async def close(self, *, api: bool = True) -> None:
+        """Stop everything; `api=False` leaves the API client open (its owner closes it)."""
         await self.close_tasks()
         if self.metrics_server is not None:
             self.metrics_server.close()
         await self.compiler.close()
-        await self.api.close()
+        if api:
+            await self.api.close()

@@ -1,10 +1,11 @@
 """The Kubernetes API access the operator needs, and nothing more (least privilege).
 
-Data, not code that calls the API: the Helm chart's RBAC mirrors these rules, and an
-integration test runs the real operator under a ServiceAccount bound to exactly these
-rules, so a missing permission fails a test instead of a rollout in production.
+Data, not code that calls the API: the Helm chart's RBAC is generated from these rules
+(tools/rbacgen.py; `make verify` fails on drift), and an integration test runs the real
+operator under a ServiceAccount bound to exactly these rules, so a missing permission
+fails a test instead of a rollout in production.
 
-Cluster-wide: read the three kinds; write only status (ModelRollout, EdgeAgent) and the
+Cluster-wide: read the three kinds; write only status (all three kinds) and the
 metadata kopf needs on ModelRollouts (its finalizer and annotations, by PATCH; the
 operator never edits a spec); create Events; read the TLS Secrets EdgeAgents name for
 bring-your-own CAs. In its own namespace: read/create its CA and signing-key Secrets and
@@ -27,6 +28,8 @@ CLUSTER_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": [GROUP], "resources": ["edgeagents"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": [GROUP], "resources": ["edgeagents/status"], "verbs": ["patch"]},
     {"apiGroups": [GROUP], "resources": ["residencypolicies"], "verbs": ["get", "list", "watch"]},
+    # The operator reports each policy's effect (e.g. agents it excludes) in its status.
+    {"apiGroups": [GROUP], "resources": ["residencypolicies/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # EdgeAgent.spec.tlsSecretRef (bring-your-own CA) may name a Secret in any namespace;
     # narrow this to a Role in the namespaces that hold them where you can.

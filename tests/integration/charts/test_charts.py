@@ -31,6 +31,8 @@ from edgewave_operator import cli as operator_cli
 from edgewave_operator import settings as operator_settings
 from edgewave_operator.admission import webhook
 from edgewave_operator.devcluster import clusters
+from edgewave_operator.kube import permissions
+from tools import rbacgen
 
 pytestmark = pytest.mark.integration
 
@@ -483,26 +485,37 @@ def operator_rbac(
 
 
 # (verb, resource, namespace or None for all, allowed). {ns}, {ca}, {lease} are filled in.
+# The chart's rules are generated from `kube.permissions` (tools/rbacgen.py); these questions
+# pin what that means to the real authorizer, including what the operator must NOT be able to do.
 OPERATOR_PERMISSIONS = [
     ("watch", "modelrollouts.edgewave.io", None, True),
     ("list", "edgeagents.edgewave.io", None, True),
     ("get", "residencypolicies.edgewave.io", None, True),
     ("patch", "modelrollouts.edgewave.io/status", "team-a", True),
-    ("update", "edgeagents.edgewave.io/status", None, True),
-    ("patch", "modelrollouts.edgewave.io", "team-a", True),  # finalizers, kopf annotations
+    ("update", "modelrollouts.edgewave.io/status", "team-a", False),
+    ("patch", "edgeagents.edgewave.io/status", None, True),
+    ("update", "edgeagents.edgewave.io/status", None, False),
+    ("patch", "residencypolicies.edgewave.io/status", None, True),
+    ("update", "residencypolicies.edgewave.io/status", None, False),
+    ("patch", "modelrollouts.edgewave.io", "team-a", True),  # kopf's finalizer and annotations
     ("update", "modelrollouts.edgewave.io", "team-a", False),
+    ("update", "modelrollouts.edgewave.io/finalizers", "team-a", False),
     ("create", "modelrollouts.edgewave.io", "team-a", False),
     ("delete", "modelrollouts.edgewave.io", "team-a", False),
+    ("patch", "edgeagents.edgewave.io", None, False),
     ("create", "edgeagents.edgewave.io", None, False),
+    ("patch", "residencypolicies.edgewave.io", None, False),
     ("delete", "residencypolicies.edgewave.io", None, False),
     ("list", "customresourcedefinitions.apiextensions.k8s.io", None, True),
+    ("get", "customresourcedefinitions.apiextensions.k8s.io", None, False),
     ("create", "customresourcedefinitions.apiextensions.k8s.io", None, False),
     ("patch", "customresourcedefinitions.apiextensions.k8s.io", None, False),
     ("create", "events", "team-a", True),
-    ("create", "events.events.k8s.io", "team-a", True),
+    ("patch", "events", "team-a", False),
+    ("create", "events.events.k8s.io", "team-a", False),
     ("get", "secrets", "{ns}", True),
     ("create", "secrets", "{ns}", True),
-    ("update", "secrets/{ca}", "{ns}", True),
+    ("update", "secrets/{ca}", "{ns}", False),  # created once, never rewritten
     ("update", "secrets/someone-elses", "{ns}", False),
     ("list", "secrets", "{ns}", False),
     ("watch", "secrets", "{ns}", False),
@@ -510,14 +523,16 @@ OPERATOR_PERMISSIONS = [
     ("update", "secrets", "default", False),
     ("get", "secrets", "kube-system", False),
     ("create", "secrets", "team-a", False),
+    ("get", "leases.coordination.k8s.io/{lease}", "{ns}", True),
     ("update", "leases.coordination.k8s.io/{lease}", "{ns}", True),
+    ("patch", "leases.coordination.k8s.io/{lease}", "{ns}", False),
     ("create", "leases.coordination.k8s.io", "{ns}", True),
     ("update", "leases.coordination.k8s.io/another-lease", "{ns}", False),
     ("get", "leases.coordination.k8s.io", "kube-system", False),
     ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io", None, False),
     ("get", "pods", "{ns}", False),
     ("get", "configmaps", "{ns}", False),
-    ("list", "namespaces", None, False),
+    ("list", "namespaces", None, False),  # only with watchNamespaces
 ]
 
 
@@ -546,6 +561,81 @@ def test_operator_rbac_is_least_privilege(
         if answer != ("yes" if allowed else "no"):
             wrong.append(f"{verb} {resource} in {where or 'all namespaces'}: {answer}")
     assert not wrong, "\n".join(wrong)
+
+
+Grant = tuple[str, str, str]  # (API group, resource, verb)
+
+
+def grants(rules: Sequence[Mapping[str, Any]]) -> set[Grant]:
+    """Every (group, resource, verb) the rules allow, whatever resourceNames narrow them to."""
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def _is_secret(grant: Grant) -> bool:
+    return grant[:2] == ("", "secrets")
+
+
+@pytest.mark.parametrize(
+    ("values", "optional"),
+    [
+        pytest.param(
+            {"watchNamespaces": ["a"], "rbac": {"tlsSecretNamespaces": ["tls"]}}, set(), id="all"
+        ),
+        pytest.param(
+            {"leaderElection": {"enabled": False}},
+            {("", "namespaces"), ("coordination.k8s.io", "leases")},
+            id="no-watch-namespaces-no-leader-election",
+        ),
+    ],
+)
+def test_operator_chart_rbac_is_exactly_the_permissions_module(
+    helm: Helm, values: dict[str, Any], optional: set[tuple[str, str]]
+) -> None:
+    # One source of truth: the chart may place and narrow the operator's rules, never add one.
+    objects = helm.render(OPERATOR, namespace="ew", release="ew", values=values)
+    expected_cluster = grants(permissions.CLUSTER_RULES)
+    cluster = grants(find(objects, "ClusterRole")["rules"])
+    released = grants(find(objects, "Role", "ew-edgewave-operator")["rules"])
+    assert cluster == {g for g in expected_cluster if not _is_secret(g) and g[:2] not in optional}
+    assert released == {g for g in grants(permissions.NAMESPACE_RULES) if g[:2] not in optional}
+    tls_roles = [
+        o for o in objects if o["kind"] == "Role" and o["metadata"]["name"].endswith("-tls")
+    ]
+    assert [o["metadata"]["namespace"] for o in tls_roles] == values.get("rbac", {}).get(
+        "tlsSecretNamespaces", []
+    )
+    for role in tls_roles:
+        assert grants(role["rules"]) == {g for g in expected_cluster if _is_secret(g)}
+    for rule in find(objects, "Role", "ew-edgewave-operator")["rules"]:
+        if "leases" in rule["resources"] and rule["verbs"] != ["create"]:
+            assert rule["resourceNames"] == ["ew-edgewave-operator"], rule
+
+
+def test_extra_secret_names_are_the_one_opt_in_extra(helm: Helm) -> None:
+    values = {"rbac": {"extraSecretNames": ["agent-client"]}}
+    role = find(helm.render(OPERATOR, namespace="ew", release="ew", values=values), "Role")
+    extra = [rule for rule in role["rules"] if rule.get("resourceNames") == ["agent-client"]]
+    assert extra == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["agent-client"],
+            "verbs": ["update", "patch"],
+        }
+    ]
+    assert grants(role["rules"]) - grants(extra) == grants(permissions.NAMESPACE_RULES)
+
+
+def test_chart_rbac_template_is_generated_from_the_permissions_module() -> None:
+    # `make verify` checks this too; here a stale template fails the chart tests directly.
+    for relative, content in rbacgen.generate().items():
+        assert (REPO / relative).read_text() == content, f"{relative} is stale: make generate"
 
 
 # --- certificates and wiring, from the rendered objects ---------------------------------------
@@ -644,24 +734,12 @@ def test_operator_runs_two_replicas_with_leader_election_and_probes(helm: Helm) 
     assert metrics["spec"]["ports"][0]["targetPort"] == "metrics"
 
 
-PENDING_SETTINGS = {"EDGEWAVE_HEALTH_PORT"}
-"""Settings the chart gives that the operator does not read yet (see the xfail below)."""
-
-
 def _known_settings() -> set[str]:
     operator = operator_settings.OperatorSettings.model_fields
     admission = webhook.AdmissionConfig.model_fields
     return {f"EDGEWAVE_{name.upper()}" for name in operator} | {
         f"EDGEWAVE_WEBHOOK_{name.upper()}" for name in admission
     }
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="OperatorSettings has no health_port yet: the probes need /healthz on every replica",
-)
-def test_operator_reads_the_health_port() -> None:
-    assert _known_settings() >= PENDING_SETTINGS
 
 
 @pytest.mark.parametrize(
@@ -685,9 +763,7 @@ def test_operator_environment_is_what_the_operator_reads(
         if name.startswith("EDGEWAVE_"):
             monkeypatch.delenv(name, raising=False)
     unknown = sorted(
-        name
-        for name in rendered
-        if name.startswith("EDGEWAVE_") and name not in _known_settings() | PENDING_SETTINGS
+        name for name in rendered if name.startswith("EDGEWAVE_") and name not in _known_settings()
     )
     assert not unknown, f"the operator reads no such setting: {unknown}"
     for name, value in rendered.items():
@@ -697,12 +773,18 @@ def test_operator_environment_is_what_the_operator_reads(
     admission = webhook.AdmissionConfig()
     role = find(objects, "Role")
     names = [name for rule in role["rules"] for name in rule.get("resourceNames", [])]
-    assert {settings.ca_secret, settings.signing_secret, settings.lease_name} <= set(names)
+    assert names == [settings.lease_name]  # the one Lease it may update
+    # Its CA and signing key: read by name, or created once, in the release namespace.
+    assert {("", "secrets", "get"), ("", "secrets", "create")} <= grants(role["rules"])
+    assert role["metadata"]["namespace"] == "edgewave-system"
+    assert settings.ca_secret == "ew-edgewave-operator-ca"
+    assert settings.signing_secret == "ew-edgewave-operator-signing-key"
     assert settings.identity == "from-edgewave_identity"  # the pod's name, from the downward API
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert mounts[str(settings.cache_dir)] == "cache"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert settings.metrics_port == ports.get("metrics")
+    assert settings.health_port == ports["health"]  # what the probes ask
     assert settings.watch_namespaces == tuple((values or {}).get("watchNamespaces", ()))
     assert admission.managed is False, "the chart, not the operator, owns the webhook config"
     assert settings.admission_webhook is ("webhook" in ports)

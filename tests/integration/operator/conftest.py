@@ -162,6 +162,8 @@ class AgentHost:
             self.call(agent.server.stop(grace=0))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 @pytest.fixture(scope="session")

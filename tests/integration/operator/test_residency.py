@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -159,6 +160,63 @@ def test_relabelling_agents_to_us_east_evicts_and_stops_pushes(
         for c in compliance
     )
     assert compliance[-1]["status"] == "True"
+    # The policy counts the model it had removed from ew-1; nothing is left to evict.
+    until(
+        lambda: _policy_status(fleet, eu_only).get("evictions") == 1,
+        what="the policy's status to count the eviction",
+    )
+    status = _policy_status(fleet, eu_only)
+    assert status["violations"] == 0
+    assert status["excludedAgents"] == 4  # ue-0, ue-1, and ew-1, ec-0 once relabelled
+
+
+def _policy_status(fleet: Fleet, policy: dict[str, Any]) -> dict[str, Any]:
+    found = fleet.get("rpol", policy["metadata"]["name"], namespaced=False)
+    status: dict[str, Any] = found.get("status") or {}
+    return status
+
+
+def test_policy_status_counts_what_it_governs_and_is_written_only_on_change(
+    *,
+    fleet: Fleet,
+    operators: Operators,
+    eu_only: Any,
+    model_files: ModelFiles,
+    make_rollout: MakeRollout,
+    until: Until,
+    watch: Callable[..., Any],
+) -> None:
+    name = eu_only["metadata"]["name"]
+    history = watch("rpol", name)
+    operators.start()
+    until(
+        lambda: (
+            _policy_status(fleet, eu_only).get("matchedRollouts") == 0
+            and bool(_policy_status(fleet, eu_only).get("conditions"))
+        ),
+        what="the policy's first status",
+    )
+    uri, sha = model_files(13.0)
+    fleet.apply(_eu_rollout(fleet, make_rollout=make_rollout, uri=uri, sha=sha))
+    until(
+        lambda: _policy_status(fleet, eu_only).get("matchedRollouts") == 1,
+        what="the policy to count its rollout",
+    )
+    status = _policy_status(fleet, eu_only)
+    generation = fleet.get("rpol", name, namespaced=False)["metadata"]["generation"]
+    assert status["observedGeneration"] == generation
+    assert status["excludedAgents"] == 2  # ue-0 and ue-1
+    assert status["violations"] == 0 and status["evictions"] == 0
+    [ready] = [c for c in status["conditions"] if c["type"] == "Ready"]
+    assert ready["status"] == "True" and ready["observedGeneration"] == generation
+    fleet.kube.kubectl(
+        "wait", "--for=condition=Ready", "mro/eu-model", "-n", fleet.namespace, "--timeout=90s"
+    )
+    # Economy: agents' status and the rollout changed many times; the policy's status only
+    # twice (first status, then the rollout counted).
+    statuses = [json.dumps(v.get("status"), sort_keys=True) for v in history.seen()]
+    distinct = [s for i, s in enumerate(statuses) if i == 0 or s != statuses[i - 1]]
+    assert len(distinct) <= 3, distinct  # no status, first status, rollout counted
 
 
 def test_deletion_removes_the_model_unless_kept(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import urllib.request
 
 import pytest
@@ -67,3 +68,18 @@ def test_a_taken_port_is_reported_with_what_to_do() -> None:
             agent_metrics.AgentMetrics(agent="b").serve(host="127.0.0.1", port=first.port)
     finally:
         first.close()
+
+
+def test_the_operator_logs_the_port_it_picked(caplog: pytest.LogCaptureFixture) -> None:
+    """With port 0 the log line is how a test (or a person) finds the endpoint."""
+    caplog.set_level(logging.INFO, logger=operator_metrics.__name__)
+    metrics = operator_metrics.OperatorMetrics()
+    metrics.push_sent(region="eu", amount=5)
+    server = metrics.serve(host="127.0.0.1")
+    try:
+        (url,) = [m.removeprefix("metrics listening on ") for m in caplog.messages
+                  if m.startswith("metrics listening on ")]  # fmt: skip
+        assert url == f"http://127.0.0.1:{server.port}/metrics"
+        assert scrape(url)[("edgewave_push_bytes_total", frozenset({("region", "eu")}))] == 5
+    finally:
+        server.close()
