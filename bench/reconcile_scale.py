@@ -25,7 +25,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Coroutine
@@ -50,13 +49,11 @@ class Agents:
     def __init__(self, pki: testing.Pki, root: Path) -> None:
         self.pki = pki
         self.root = root
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        self.background = testing.BackgroundLoop()
         self.servers: list[AgentServer] = []
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 600) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+        return self.background.call(coroutine, timeout)
 
     def start(self, count: int, *, prefix: str) -> list[tuple[str, int]]:
         """Start `count` agents; their (id, control port)."""
@@ -94,8 +91,7 @@ class Agents:
         self.servers.clear()
 
     def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
+        self.background.close()
 
 
 def writes(cluster: clusters.DevCluster) -> Counter[str]:

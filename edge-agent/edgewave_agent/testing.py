@@ -8,16 +8,19 @@ they write and readiness from grpc.health.v1. Many agents can also run in one pr
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -27,6 +30,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from onnx import TensorProto, helper
 
 from edgewave_api import pki, signing
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -217,3 +222,24 @@ class AgentProcess:
     @property
     def serving(self) -> str:
         return f"localhost:{self.serving_port}"
+
+
+class BackgroundLoop:
+    """An event loop on its own thread, so synchronous tests and benchmarks can host many
+    in-process agents (`AgentServer`s) the way one process would in production."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        """Run `coroutine` on the loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self) -> None:
+        """Stop the loop and close it (an unclosed loop leaks its self-pipe sockets)."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import json
@@ -128,14 +127,12 @@ class AgentHost:
     def __init__(self, pki: testing.Pki, root: Path) -> None:
         self.pki = pki
         self.root = root
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        self.background = testing.BackgroundLoop()
         self.spy = PushSpy()
         self.agents: dict[str, Agent] = {}
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+        return self.background.call(coroutine, timeout)
 
     def start(self, agent_id: str, *, region: str, jurisdiction: str, **extra: Any) -> Agent:
         raw = testing.agent_config(
@@ -160,10 +157,7 @@ class AgentHost:
     def close(self) -> None:
         for agent in self.agents.values():
             self.call(agent.server.stop(grace=0))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        if not self.thread.is_alive():
-            self.loop.close()
+        self.background.close()
 
 
 @pytest.fixture(scope="session")

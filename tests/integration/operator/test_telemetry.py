@@ -12,11 +12,9 @@ on port 0 and the tracing server interceptor.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import re
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
@@ -71,15 +69,13 @@ class TelemetryHost:
         self.exporter = InMemorySpanExporter()
         self.provider = TracerProvider()
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        self.background = testing.BackgroundLoop()
         self.agents: dict[str, Agent] = {}
         self.pki = pki
         self.root = root
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+        return self.background.call(coroutine, timeout)
 
     def start(self, agent_id: str, *, region: str, jurisdiction: str) -> None:
         raw = testing.agent_config(
@@ -112,10 +108,7 @@ class TelemetryHost:
         for agent in self.agents.values():
             agent.metrics.close()
             self.call(agent.server.stop(grace=0))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        if not self.thread.is_alive():
-            self.loop.close()
+        self.background.close()
 
 
 @pytest.fixture(scope="module")
