@@ -59,9 +59,12 @@ def up(state_dir: StateDirOption = None) -> None:
 
 def down(state_dir: StateDirOption = None) -> None:
     """Stop the control plane that `up` started; no process is left behind."""
+    from edgewave_operator.demo import keeping
     from edgewave_operator.devcluster import background
 
     directory = _state_dir(state_dir)
+    # A demo kept on this control plane (`edgewave demo --keep`) would outlive it otherwise.
+    keeping.stop_processes(directory, say=lambda line: typer.echo(line, err=True))
     state = background.down(state_dir=directory)
     if state is None:
         typer.echo(f"no dev control plane recorded in {directory}; nothing to stop", err=True)

@@ -33,20 +33,26 @@ class Recorded(pydantic.BaseModel):
 
 def down(state_dir: Path, *, say: constants.Say) -> bool:
     """Stop what `run(keep=True)` left in `state_dir`; False if nothing was recorded."""
-    path = state_dir / STATE_FILE
-    stopped = False
-    if path.exists():
-        recorded = Recorded.model_validate_json(path.read_text())
-        processes.stop([as_child(p) for p in recorded.processes])
-        say(f"stopped the operator, {len(recorded.agents)} agents and the traffic process")
-        shutil.rmtree(recorded.workdir, ignore_errors=True)
-        path.unlink()
-        stopped = True
+    stopped = stop_processes(state_dir, say=say)
     state = background.down(state_dir=state_dir)
     if state is not None:
         say(f"stopped the control plane at {state.server}")
         stopped = True
     return stopped
+
+
+def stop_processes(state_dir: Path, *, say: constants.Say) -> bool:
+    """Stop the operator, agents and traffic a kept demo recorded in `state_dir`, leaving
+    the control plane; False if no demo was recorded there."""
+    path = state_dir / STATE_FILE
+    if not path.exists():
+        return False
+    recorded = Recorded.model_validate_json(path.read_text())
+    processes.stop([as_child(p) for p in recorded.processes])
+    say(f"stopped the operator, {len(recorded.agents)} agents and the traffic process")
+    shutil.rmtree(recorded.workdir, ignore_errors=True)
+    path.unlink()
+    return True
 
 
 def running(state_dir: Path) -> Recorded | None:

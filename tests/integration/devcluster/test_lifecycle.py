@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from edgewave_operator.demo import keeping
 from edgewave_operator.devcluster import background, clusters, commandlines, ports, processes
+from edgewave_operator.devcluster import states as cluster_states
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -190,3 +192,49 @@ def test_a_port_taken_before_the_server_binds_it_is_retried(
             assert len(offered) == 2
             assert cluster.server == f"https://127.0.0.1:{offered[1].apiserver}"
             assert cluster.kubectl("get", "--raw", "/readyz").stdout == "ok"
+
+
+def test_down_also_stops_a_demo_kept_on_that_control_plane(tmp_path: Path) -> None:
+    """`edgewave demo --keep` on a control plane from `up` records its processes beside it;
+    `dev-cluster down` must stop them too, or they would outlive their API server."""
+    state_dir = tmp_path / "state"
+    agent: subprocess.Popen[bytes] | None = None
+    try:
+        up = _edgewave("dev-cluster", "up", "--state-dir", str(state_dir))
+        assert up.returncode == 0, up.stderr
+        state = background.read(state_dir)
+        assert state is not None
+        # Stands in for a kept demo's agent: a real process in its own group, as the demo starts.
+        agent = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        identity = processes.identity_of(agent.pid)
+        assert identity is not None
+        keeping.record(
+            state_dir / keeping.STATE_FILE,
+            keeping.Recorded(
+                kubeconfig=state.kubeconfig,
+                ca_file=tmp_path / "ca.pem",
+                workdir=tmp_path / "demo",
+                processes=[
+                    cluster_states.RecordedProcess(
+                        name="edge-eu-west-1",
+                        pid=identity.pid,
+                        start_time=identity.start_time,
+                        log_path=tmp_path / "agent.log",
+                    )
+                ],
+                agents={"edge-eu-west-1": "127.0.0.1:8001"},
+            ),
+        )
+
+        down = _edgewave("dev-cluster", "down", "--state-dir", str(state_dir))
+
+        assert down.returncode == 0, down.stderr
+        assert "stopped the operator, 1 agents and the traffic process" in down.stderr
+        assert agent.wait(timeout=15) != 0  # stopped by a signal, not finished
+        assert not (state_dir / keeping.STATE_FILE).exists()
+        assert _running([p.pid for p in state.processes]) == []
+    finally:
+        if agent is not None and agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        background.down(state_dir=state_dir)
