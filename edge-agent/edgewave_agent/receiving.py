@@ -4,14 +4,20 @@ Chunks are checked on the event loop (cheap) and written in order by one thread 
 up to WRITE_DEPTH chunks behind the network, so hashing and disk writes overlap with
 receiving while memory stays bounded. A broken stream leaves every written byte durable for
 the resume; a rejected one is discarded or kept as the error requires.
+
+Each chunk is handed to the writing thread as it is accepted (so Stat's received offset
+and the resume bound stay per chunk), through a queue that wakes the thread only when it is
+idle and wakes the event loop only when it waits for room or for the end: a future and an
+event-loop wake-up per chunk cost more CPU than hashing a small chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from edgewave_agent import errors
@@ -26,6 +32,91 @@ if TYPE_CHECKING:
 WRITE_DEPTH = 4
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class _WriteBehind:
+    """One thread writing queued chunks in order; the event loop waits only when it must."""
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._lock = threading.Condition()
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._busy = 0  # 1 while a chunk taken off the queue is being written
+        self._stopped = False
+        self.error: BaseException | None = None
+        # The event loop's wait: its future, its loop and how many outstanding chunks end it.
+        self._waiter: tuple[asyncio.Future[None], asyncio.AbstractEventLoop, int] | None = None
+        self._thread = threading.Thread(target=self._run, name="push-write", daemon=True)
+        self._thread.start()
+
+    def put(self, data: bytes) -> None:
+        with self._lock:
+            self._raise_error()
+            self._queue.append(data)
+            if len(self._queue) == 1 and not self._busy:
+                self._lock.notify()
+
+    async def wait_below(self, limit: int) -> None:
+        """Until at most `limit` chunks are queued or being written; raises a write's error."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                self._raise_error()
+                if len(self._queue) + self._busy <= limit or self._stopped:
+                    return
+                waiter = loop.create_future()
+                self._waiter = (waiter, loop, limit)
+            await waiter
+
+    def stop(self) -> None:
+        """Write nothing more (the chunk being written, if any, completes)."""
+        with self._lock:
+            self._stopped = True
+            self._queue.clear()
+            self._lock.notify()
+            self._wake_locked()
+
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _wake_locked(self) -> None:
+        if self._waiter is None:
+            return
+        waiter, loop, limit = self._waiter
+        if self.error is None and not self._stopped and len(self._queue) + self._busy > limit:
+            return
+        self._waiter = None
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(_wake, waiter)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._busy = 0
+                self._wake_locked()
+                while not self._queue and not self._stopped:
+                    self._lock.wait()
+                if self._stopped:
+                    return
+                data = self._queue.popleft()
+                self._busy = 1
+            try:
+                self._write(data)
+                del data  # free the chunk now, not when the next one arrives
+            except BaseException as error:
+                with self._lock:
+                    self.error = error
+                    self._stopped = True
+                    self._queue.clear()
+                    self._busy = 0
+                    self._wake_locked()
+                return
+
+
 class Receiver:
     """The state of one Push stream: its upload and the write in flight."""
 
@@ -33,12 +124,12 @@ class Receiver:
         self._core = core
         self.upload: Upload | None = None
         # Writes run in order on one thread, up to WRITE_DEPTH chunks behind the network.
-        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="push-write")
-        self._pending: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._writer: _WriteBehind | None = None
         self._received = 0
 
     def close(self) -> None:
-        self._writer.shutdown(wait=False)
+        if self._writer is not None:
+            self._writer.stop()
 
     async def begin(self, chunk: pb.PushChunk) -> pb.PushResponse | None:
         """Start from the first chunk; a response when there is nothing to receive."""
@@ -73,17 +164,17 @@ class Receiver:
             )
         data = chunk.data  # protobuf copies the bytes on every access: read them once
         upload.accept(chunk.offset, len(data))
-        while len(self._pending) >= WRITE_DEPTH:
-            await self._pending.popleft()
+        if self._writer is None:
+            self._writer = _WriteBehind(upload.write)
+        await self._writer.wait_below(WRITE_DEPTH - 1)
         # Hash and write this chunk while the next ones are received.
-        loop = asyncio.get_running_loop()
-        self._pending.append(loop.run_in_executor(self._writer, upload.write, data))
+        self._writer.put(data)
         self._received += len(data)
         self._core.observer.push_received(len(data))
 
     async def finish(self) -> pb.PushResponse:
-        while self._pending:
-            await self._pending.popleft()
+        if self._writer is not None:
+            await self._writer.wait_below(0)
         upload = self.upload
         if upload is None:
             raise errors.InvalidRequest("the push carried no chunk: send at least one")
@@ -104,13 +195,20 @@ class Receiver:
         )
 
     async def _settle(self) -> None:
-        """Wait for the writes in flight before the upload is suspended or discarded."""
-        while self._pending:
-            pending = self._pending.popleft()
-            # Their own error, if any, is what the caller reports; a second cancellation
-            # is ignored because the writes hold the upload's lock until done anyway.
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.shield(pending)
+        """Wait for the writes queued before the upload is suspended or discarded."""
+        writer = self._writer
+        if writer is None:
+            return
+        try:
+            # Their own error, if any, is what the caller reports.
+            with contextlib.suppress(Exception):
+                await writer.wait_below(0)
+        except asyncio.CancelledError:
+            # Cancelled again: write nothing more. The chunk being written holds the
+            # upload's lock, so suspending or discarding the upload waits for it anyway.
+            pass
+        finally:
+            writer.stop()
 
     async def fail(self, error: errors.AgentError) -> None:
         self._core.observer.push_finished(result="rejected")

@@ -2,6 +2,9 @@
 
 The file is memory-mapped, so pushing the same artifact to many agents at once reads it
 from disk once (the page cache is shared) and each push copies only the chunk it sends.
+`push_messages` goes further: it writes each `PushChunk` message's wire bytes straight from
+the map, so a chunk is copied once on its way to gRPC instead of being sliced, copied into a
+protobuf message and serialized again (each of those a pass over the data).
 """
 
 from __future__ import annotations
@@ -15,6 +18,18 @@ from pathlib import Path
 from edgewave_api.errors import PermanentError
 
 _HASH_BLOCK = 4 << 20
+# PushChunk's `data` field (number 4, length-delimited) as its wire tag.
+_DATA_TAG = b"\x22"
+
+
+def _varint(value: int) -> bytes:
+    """Protobuf's base-128 varint encoding of a non-negative integer."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def sha256_file(path: Path) -> str:
@@ -53,6 +68,24 @@ class Artifact:
         while position < self.size:
             end = min(position + chunk_bytes, self.size)
             yield position, mapped[position:end]
+            position = end
+
+    def push_messages(self, *, offset: int, chunk_bytes: int) -> Iterator[tuple[int, int, bytes]]:
+        """(offset, data length, serialized `PushChunk(offset=..., data=...)`) from `offset` on.
+
+        The same bytes `PushChunk.SerializeToString()` gives (fields in number order), built
+        with one copy of the chunk: send them with a serializer that passes bytes through.
+        """
+        mapped = self._mapped()
+        position = offset
+        while position < self.size:
+            end = min(position + chunk_bytes, self.size)
+            # Field 3 (offset, a varint, left out when 0 as protobuf does), then field 4. No
+            # view of the map outlives the join, so `close` never meets an exported buffer.
+            head = b"\x18" + _varint(position) if position else b""
+            with memoryview(mapped)[position:end] as data:
+                message = b"".join((head, _DATA_TAG, _varint(end - position), data))
+            yield position, end - position, message
             position = end
 
     def close(self) -> None:

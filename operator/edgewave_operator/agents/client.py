@@ -68,6 +68,18 @@ def open_channel(endpoint: str, *, tls: ClientTls | None) -> grpc.aio.Channel:
     return grpc.aio.secure_channel(endpoint, credentials, options=options)
 
 
+PUSH_METHOD = "/edgewave.agent.v1.AgentService/Push"
+
+
+# What a Push stream carries: a PushChunk, or one serialized already.
+PushMessage = pb.PushChunk | bytes
+
+
+def _serialize_push_chunk(message: PushMessage) -> bytes:
+    """A PushChunk's wire bytes; bytes are a PushChunk serialized already."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
 class AgentClient:
     def __init__(
         self,
@@ -84,6 +96,13 @@ class AgentClient:
         self._tls = tls
         self._channel = open_channel(endpoint, tls=tls)
         self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
+        # Push, taking data chunks already serialized (Artifact.push_messages) as they are.
+        self._push_call: grpc.aio.StreamUnaryMultiCallable[PushMessage, pb.PushResponse]
+        self._push_call = self._channel.stream_unary(
+            PUSH_METHOD,
+            request_serializer=_serialize_push_chunk,
+            response_deserializer=pb.PushResponse.FromString,
+        )
         self._signing_key_pem = signing_key_pem
         self.chunk_bytes = chunk_bytes
         self.timeout = timeout
@@ -194,7 +213,7 @@ class AgentClient:
         """
         # Written to with call.write. The trace context goes as call metadata, not through
         # channel interceptors: grpc.aio's intercepted calls change how write() fails.
-        call = self._stub.Push(None, metadata=interceptors.outgoing_metadata())
+        call = self._push_call(None, metadata=interceptors.outgoing_metadata())
         try:
             await call.write(
                 pb.PushChunk(digest=artifact.digest, total_size=artifact.size, offset=offset)
@@ -204,17 +223,18 @@ class AgentClient:
             if resume is None:
                 # Already stored (a response), or refused (its status).
                 return await call
-            chunks = artifact.chunks(offset=int(resume), chunk_bytes=self.chunk_bytes)
-            for position, data in chunks:
+            # Each chunk's message is built from the artifact's map with one copy.
+            chunks = artifact.push_messages(offset=int(resume), chunk_bytes=self.chunk_bytes)
+            for position, length, message in chunks:
                 if progress is not None:
                     await progress(position)
                 if call.done():
                     break  # the agent ended the push (or went away): its status says why
                 try:
-                    await call.write(pb.PushChunk(offset=position, data=data))
+                    await call.write(message)
                 except asyncio.InvalidStateError:
                     break  # ended while this chunk was waiting to be written
-                sent[0] += len(data)
+                sent[0] += length
             else:
                 await call.done_writing()
             return await call
