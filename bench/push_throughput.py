@@ -8,8 +8,10 @@ All legs send the same bytes with the same chunk size, one after another:
   (d) for context too: writing the same bytes to the agent's disk with fdatasync, the bound
       any durable store has (`--agent-dir /dev/shm/...` takes the disk out of (a)).
 Prints `push_throughput ratio=<a/b> grpc_vs_socket=<b/c> chunk=<size>`, a chunk-size
-sweep, and the agent's peak RSS above idle during its push (the artifact is never held
-whole in memory). `--size-mib 4` makes a quick smoke run.
+sweep, the agent's peak RSS during its push above its RSS before the first push (the
+artifact is never held whole in memory), and the CPU each side spends per GiB with
+`cpu_bound_ratio`: the a/b that this machine's cores alone would allow. `--size-mib 4` makes
+a quick smoke run.
 """
 
 from __future__ import annotations
@@ -124,14 +126,14 @@ class _RssSampler(threading.Thread):
 
 
 async def _leg_agent(
-    agent: testing.AgentProcess, pki: testing.Pki, artifact: Artifact, chunk: int
+    agent: testing.AgentProcess, pki: testing.Pki, artifact: Artifact, chunk: int, *, idle: int
 ) -> tuple[float, int]:
-    """Seconds to push `artifact` (stored and verified), and the agent's peak RSS above idle."""
+    """Seconds to push `artifact` (stored and verified), and the agent's peak RSS above
+    `idle` (its RSS before the first push: memory kept from earlier pushes counts too)."""
     tls = ClientTls(
         ca_pem=pki.ca.cert_pem, cert_pem=pki.operator.cert_pem, key_pem=pki.operator.key_pem
     )
     assert agent.process is not None
-    idle = psutil.Process(agent.process.pid).memory_info().rss
     async with AgentClient(agent.control, tls=tls, chunk_bytes=chunk) as client:
         await client.describe()  # connect before timing
         sampler = _RssSampler(agent.process.pid)
@@ -223,6 +225,7 @@ async def _run(args: argparse.Namespace) -> int:
     sink, sink_port = _spawn("_socket-server")
     results: dict[int, dict[str, float]] = {}
     assert agent.process is not None
+    idle = psutil.Process(agent.process.pid).memory_info().rss
     try:
         for chunk in chunks:
             best: dict[str, float] = {}
@@ -230,7 +233,7 @@ async def _run(args: argparse.Namespace) -> int:
                 # CPU seconds per side (server process; this process for the client), which
                 # a busy machine skews less than the rates; the least of the runs is kept.
                 cpu, client_cpu = _cpu_seconds(agent.process.pid), time.process_time()
-                a, rss = await _leg_agent(agent, pki, artifact, chunk)
+                a, rss = await _leg_agent(agent, pki, artifact, chunk, idle=idle)
                 spent = {
                     "cpu_a": _cpu_seconds(agent.process.pid) - cpu,
                     "client_a": time.process_time() - client_cpu,
@@ -277,6 +280,13 @@ async def _run(args: argparse.Namespace) -> int:
         f"agent_push_peak_rss_above_idle_mib={chosen['rss'] / MiB:.1f}"
         f" artifact_mib={size >> 20} goal_mib=100"
     )
+    # Were both legs limited by this machine's cores alone, a/b would be the ratio of the CPU
+    # each leg spends per byte, client and server together: a/b near it means the cores are
+    # the limit here, and a machine with idle cores would do better.
+    cpu_a, cpu_b = chosen["cpu_a"] + chosen["client_a"], chosen["cpu_b"] + chosen["client_b"]
+    legs = {"agent": "cpu_a", "bare": "cpu_b", "client_a": "client_a", "client_b": "client_b"}
+    spent = " ".join(f"{name}={chosen[key] * per_gib:.2f}" for name, key in legs.items())
+    print(f"push_cpu_per_gib {spent} cpu_bound_ratio={cpu_b / cpu_a:.2f} cpus={os.cpu_count()}")
     ratio = chosen["b"] / chosen["a"]  # throughput a / throughput b
     grpc_vs_socket = chosen["c"] / chosen["b"]
     print(
@@ -307,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         default=list(SWEEP),
         help="comma-separated chunk sizes (default 64K,256K,1M,4M); empty for none",
     )
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--checkpoint-mib", type=int, default=0, help="agent store.checkpoint_bytes (0: default)"
     )

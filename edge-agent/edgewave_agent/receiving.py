@@ -24,6 +24,7 @@ from edgewave_agent import errors
 from edgewave_agent.store import Upload, validate_digest
 from edgewave_api.telemetry import spans
 from edgewave_proto.agent.v1 import agent_pb2 as pb
+from edgewave_proto.agent.v1 import pushwire
 
 if TYPE_CHECKING:
     from edgewave_agent.service import AgentCore
@@ -40,10 +41,10 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 class _WriteBehind:
     """One thread writing queued chunks in order; the event loop waits only when it must."""
 
-    def __init__(self, write: Callable[[bytes], None]) -> None:
+    def __init__(self, write: Callable[[memoryview], None]) -> None:
         self._write = write
         self._lock = threading.Condition()
-        self._queue: collections.deque[bytes] = collections.deque()
+        self._queue: collections.deque[memoryview] = collections.deque()
         self._busy = 0  # 1 while a chunk taken off the queue is being written
         self._stopped = False
         self.error: BaseException | None = None
@@ -52,7 +53,7 @@ class _WriteBehind:
         self._thread = threading.Thread(target=self._run, name="push-write", daemon=True)
         self._thread.start()
 
-    def put(self, data: bytes) -> None:
+    def put(self, data: memoryview) -> None:
         with self._lock:
             self._raise_error()
             self._queue.append(data)
@@ -126,12 +127,13 @@ class Receiver:
         # Writes run in order on one thread, up to WRITE_DEPTH chunks behind the network.
         self._writer: _WriteBehind | None = None
         self._received = 0
+        self.chunks = 0  # chunks taken so far
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.stop()
 
-    async def begin(self, chunk: pb.PushChunk) -> pb.PushResponse | None:
+    async def begin(self, chunk: pushwire.PushChunkView) -> pb.PushResponse | None:
         """Start from the first chunk; a response when there is nothing to receive."""
         store = self._core.store
         digest = validate_digest(chunk.digest)
@@ -151,7 +153,7 @@ class Receiver:
         self.upload = await asyncio.to_thread(store.begin, digest, total_size=chunk.total_size)
         return None
 
-    async def take(self, chunk: pb.PushChunk) -> None:
+    async def take(self, chunk: pushwire.PushChunkView) -> None:
         """Accept one chunk (after `begin`) and queue it for writing."""
         upload = self.upload
         assert upload is not None
@@ -162,7 +164,7 @@ class Receiver:
                 "a push carries one artifact: later chunks must repeat the first chunk's"
                 " digest and total_size, or leave them empty"
             )
-        data = chunk.data  # protobuf copies the bytes on every access: read them once
+        data = chunk.data  # a view of the received message: hashed and staged, never copied
         upload.accept(chunk.offset, len(data))
         if self._writer is None:
             self._writer = _WriteBehind(upload.write)
@@ -170,6 +172,7 @@ class Receiver:
         # Hash and write this chunk while the next ones are received.
         self._writer.put(data)
         self._received += len(data)
+        self.chunks += 1
         self._core.observer.push_received(len(data))
 
     async def finish(self) -> pb.PushResponse:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf import message_factory
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -27,6 +28,7 @@ from edgewave_agent.backends import Backend, GpuInfo
 from edgewave_agent.serving import Serving
 from edgewave_agent.settings import AgentConfig
 from edgewave_agent.store import Store
+from edgewave_proto.agent.v1 import agent_pb2, pushwire
 
 log = logging.getLogger(__name__)
 AGENT_SERVICE = "edgewave.agent.v1.AgentService"
@@ -41,6 +43,37 @@ def _installed_backends(threads: int) -> Mapping[str, Backend]:
 @functools.cache
 def _runtimes() -> Mapping[str, str]:
     return inventory.runtimes()
+
+
+_HANDLER_KINDS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def _add_agent_service(servicer: service.AgentServicer, server: grpc.aio.Server) -> None:
+    """Register AgentService as the generated code would, but Push reads chunks in place.
+
+    The handlers come from the service descriptor (one per method, none forgotten); only
+    Push's request deserializer differs: `pushwire.decode` instead of protobuf's parse,
+    which would copy each chunk's data twice.
+    """
+    descriptor = agent_pb2.DESCRIPTOR.services_by_name["AgentService"]
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in descriptor.methods:
+        request = message_factory.GetMessageClass(method.input_type)
+        response = message_factory.GetMessageClass(method.output_type)
+        make = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=pushwire.decode if method.name == "Push" else request.FromString,
+            response_serializer=response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(descriptor.full_name, handlers),)
+    )
 
 
 class AgentServer:
@@ -135,9 +168,7 @@ class AgentServer:
                 ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
             ],
         )
-        from edgewave_proto.agent.v1 import agent_pb2_grpc
-
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(service.AgentServicer(self.core), server)
+        _add_agent_service(service.AgentServicer(self.core), server)
         inference.add_inference_servicer(inference.InferenceServicer(self.core), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for name in HEALTH_SERVICES:

@@ -23,7 +23,7 @@ from edgewave_agent.settings import AgentConfig
 from edgewave_agent.store import Store
 from edgewave_api.telemetry import spans
 from edgewave_proto.agent.v1 import agent_pb2 as pb
-from edgewave_proto.agent.v1 import agent_pb2_grpc
+from edgewave_proto.agent.v1 import agent_pb2_grpc, pushwire
 
 EXPECTED_OFFSET_KEY = "edgewave-expected-offset"
 # Initial metadata of an accepted Push: the offset the agent expects data from.
@@ -122,6 +122,17 @@ def model_status(view: serving.ModelView) -> pb.ModelStatus:
     )
 
 
+def _as_agent_error(
+    error: errors.AgentError | pushwire.DecodeError, *, chunk_index: int
+) -> errors.AgentError:
+    if isinstance(error, errors.AgentError):
+        return error
+    return errors.InvalidRequest(
+        f"push message {chunk_index + 1} is not a valid PushChunk ({error}): send"
+        " PushChunk messages serialized by protobuf"
+    )
+
+
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, core: AgentCore) -> None:
         self._core = core
@@ -182,9 +193,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             received_offset=stat.received_offset,
         )
 
-    async def Push(
+    async def Push(  # type: ignore[override]  # chunks arrive decoded in place (pushwire)
         self,
-        request_iterator: AsyncIterator[pb.PushChunk],
+        request_iterator: AsyncIterator[pushwire.PushChunkView],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> pb.PushResponse:
         receiver = receiving.Receiver(self._core)
@@ -203,7 +214,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     await context.send_initial_metadata(((RESUME_OFFSET_KEY, resume),))
                 await receiver.take(chunk)
             return await receiver.finish()
-        except errors.AgentError as error:
+        except (errors.AgentError, pushwire.DecodeError) as caught:
+            error = _as_agent_error(caught, chunk_index=receiver.chunks)
             await receiver.fail(error)
             await abort_with(context, error)
         except BaseException:

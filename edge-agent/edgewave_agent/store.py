@@ -25,9 +25,9 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from edgewave_agent import errors, files
+from edgewave_agent.diskwriter import StagedWriter
 
 DIGEST_PATTERN = re.compile(r"[0-9a-f]{64}")
 MiB = 1 << 20
@@ -81,7 +81,7 @@ class Upload:
         *,
         digest: str,
         total_size: int,
-        handle: IO[bytes],
+        writer: StagedWriter,
         hasher: hashlib._Hash,
         offset: int,
     ) -> None:
@@ -89,14 +89,13 @@ class Upload:
         self.digest = digest
         self.total_size = total_size
         self.resumed_from = offset
-        self._handle = handle
+        self._writer = writer
         self._hasher = hasher
         self._accepted = offset
         self.written = offset
         self.durable = offset
         self._sync_requested = offset
         self._sync: concurrent.futures.Future[None] | None = None
-        self._fd = handle.fileno()
         self._lock = threading.Lock()
         self.closed = False
 
@@ -116,19 +115,19 @@ class Upload:
             )
         self._accepted = offset + length
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         with self._lock:
             if self.closed:
                 raise errors.AgentError(f"upload of {self.digest[:12]} is closed")
-            self._handle.write(data)
             self._hasher.update(data)
+            self._writer.write(data)
             self.written += len(data)
             # fdatasync in the background every half checkpoint, writing on meanwhile; the
             # previous sync is complete before the next starts, so at most checkpoint_bytes
             # (plus the last write) are ever not durable.
             if self.written - self._sync_requested >= self.store.checkpoint_bytes // 2:
                 self._wait_sync()
-                self._handle.flush()
+                self._writer.flush()
                 self._sync_requested = self.written
                 self._sync = _SYNCERS.submit(self._make_durable, self.written)
 
@@ -144,7 +143,7 @@ class Upload:
         cut costs at most one more checkpoint of re-sent bytes, and a checkpoint costs one
         disk sync instead of three.
         """
-        os.fdatasync(self._fd)
+        self._writer.sync()
         record = {"total_size": self.total_size, "durable_offset": offset}
         files.atomic_write(
             self.store.sidecar_path(self.digest), json.dumps(record).encode(), durable=False
@@ -159,7 +158,7 @@ class Upload:
     def _checkpoint_locked(self) -> None:
         self._wait_sync()
         if self.written > self.durable:
-            self._handle.flush()
+            self._writer.flush()
             self._sync_requested = self.written
             self._make_durable(self.written)
 
@@ -170,6 +169,8 @@ class Upload:
                 return
             if self.written > self.durable:
                 self._checkpoint_locked()
+            # A suspended push may never resume: keep its file, not its staging memory.
+            self._writer.release_buffers()
             self._accepted = self.written
             self.store._suspend(self)
 
@@ -190,10 +191,9 @@ class Upload:
                     " was stored, push again from offset 0"
                 )
             self._wait_sync()
-            self._handle.flush()
-            os.fsync(self._fd)
-            self._handle.close()
-            self.closed = True
+            self._writer.flush()
+            self._writer.sync()
+            self._close_locked()
             target = self.store.blob_path(self.digest)
             partial = self.store.partial_path(self.digest)
             partial.chmod(0o444)
@@ -208,12 +208,20 @@ class Upload:
         with self._lock:
             self._discard_locked()
 
+    def close(self) -> None:
+        """Let go of the file (after `suspend`, to keep its bytes for a later agent)."""
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._writer.close()
+
     def _discard_locked(self) -> None:
         with contextlib.suppress(OSError):
             self._wait_sync()
-        if not self.closed:
-            self._handle.close()
-            self.closed = True
+        self._close_locked()
         self.store.partial_path(self.digest).unlink(missing_ok=True)
         self.store.sidecar_path(self.digest).unlink(missing_ok=True)
         self.store._release(self)
@@ -257,10 +265,7 @@ class Store:
             uploads = [u for u in uploads if u is not _PLACEHOLDER]
         for upload in uploads:
             upload.suspend()
-            with upload._lock:
-                if not upload.closed:
-                    upload._handle.close()
-                    upload.closed = True
+            upload.close()
         self._suspended.clear()
         self._lock_file.close()
 
@@ -406,28 +411,24 @@ class Store:
                 retry_after=30.0,
             )
         hasher = hashlib.sha256()
-        mode = "r+b" if partial.exists() and durable > 0 else "w+b"
-        handle = partial.open(mode)
-        try:
-            if durable:
+        if durable:
+            # The durable bytes are hashed again: the hash state did not survive the restart.
+            with partial.open("rb") as handle:
                 remaining = durable
-                while remaining:
-                    block = handle.read(min(_HASH_BLOCK, remaining))
-                    if not block:
-                        break
+                while remaining and (block := handle.read(min(_HASH_BLOCK, remaining))):
                     hasher.update(block)
                     remaining -= len(block)
-                durable -= remaining
-            handle.seek(durable)
-            handle.truncate(durable)
+            durable -= remaining
+        writer = StagedWriter(partial, offset=durable)
+        try:
             if record is None:
                 record_data = {"total_size": total_size, "durable_offset": durable}
                 files.atomic_write(self.sidecar_path(digest), json.dumps(record_data).encode())
         except BaseException:
-            handle.close()
+            writer.close()
             raise
         return Upload(
-            self, digest=digest, total_size=total_size, handle=handle, hasher=hasher, offset=durable
+            self, digest=digest, total_size=total_size, writer=writer, hasher=hasher, offset=durable
         )
 
     def _suspend(self, upload: Upload) -> None:

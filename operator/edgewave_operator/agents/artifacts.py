@@ -16,20 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgewave_api.errors import PermanentError
+from edgewave_proto.agent.v1 import pushwire
 
 _HASH_BLOCK = 4 << 20
-# PushChunk's `data` field (number 4, length-delimited) as its wire tag.
-_DATA_TAG = b"\x22"
-
-
-def _varint(value: int) -> bytes:
-    """Protobuf's base-128 varint encoding of a non-negative integer."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def sha256_file(path: Path) -> str:
@@ -80,11 +69,9 @@ class Artifact:
         position = offset
         while position < self.size:
             end = min(position + chunk_bytes, self.size)
-            # Field 3 (offset, a varint, left out when 0 as protobuf does), then field 4. No
-            # view of the map outlives the join, so `close` never meets an exported buffer.
-            head = b"\x18" + _varint(position) if position else b""
+            # No view of the map outlives the message, so `close` never meets an exported buffer.
             with memoryview(mapped)[position:end] as data:
-                message = b"".join((head, _DATA_TAG, _varint(end - position), data))
+                message = pushwire.encode_data_chunk(position, data)
             yield position, end - position, message
             position = end
 

@@ -27,3 +27,4 @@ def test_push_throughput_bench_smoke() -> None:
         r"push_throughput ratio=\d+\.\d\d grpc_vs_socket=\d+\.\d\d chunk=1048576", last
     ), result.stdout
     assert "agent_push_peak_rss_above_idle_mib=" in result.stdout
+    assert re.search(r"^push_cpu_per_gib agent=.* cpu_bound_ratio=\d+\.\d\d", result.stdout, re.M)

@@ -15,7 +15,7 @@ import pytest
 from edgewave_agent import testing
 from edgewave_operator.agents import errors
 from edgewave_operator.agents.artifacts import Artifact
-from edgewave_operator.agents.client import AgentClient
+from edgewave_operator.agents.client import PUSH_METHOD, AgentClient
 from edgewave_proto.agent.v1 import agent_pb2 as pb
 from edgewave_proto.agent.v1 import agent_pb2_grpc
 
@@ -350,3 +350,33 @@ def test_concurrent_push_of_one_digest_is_refused(
             assert response.complete
 
     asyncio.run(scenario())
+
+
+def test_a_chunk_that_is_not_a_push_chunk_is_refused_and_changes_nothing(
+    shared_agent: testing.AgentProcess, connect: Callable[..., AgentClient]
+) -> None:
+    """The agent reads chunks itself (pushwire); bytes protobuf would refuse, it refuses."""
+    data = random.Random("malformed").randbytes(200_000)
+    digest = hashlib.sha256(data).hexdigest()
+    first = pb.PushChunk(digest=digest, total_size=len(data), data=data[:1000])
+    before = _snapshot(shared_agent, connect)
+
+    async def push() -> tuple[grpc.StatusCode, str, int]:
+        async with connect(shared_agent) as client:
+            call = client._channel.stream_unary(PUSH_METHOD, request_serializer=bytes)(None)
+            await call.write(first.SerializeToString())
+            await call.initial_metadata()
+            # Field 4 (data) declares 5 bytes and carries 3.
+            await call.write(b"\x18\xe8\x07\x22\x05abc")
+            await call.done_writing()
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            stat = await client.stat(digest)
+            return refused.value.code(), refused.value.details() or "", stat.verified_offset
+
+    code, details, verified = asyncio.run(push())
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "push message 2 is not a valid PushChunk" in details
+    assert "runs past the end" in details
+    assert verified == 0  # the partial upload is discarded, as for any invalid request
+    assert _snapshot(shared_agent, connect) == before

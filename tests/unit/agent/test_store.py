@@ -86,7 +86,7 @@ def test_crash_loses_at_most_the_bytes_not_yet_fsynced(tmp_path: Path) -> None:
     # (A real crash also kills a background fdatasync; here it is let finish first, since
     # a thread cannot be killed. test_push.py SIGKILLs a real agent.)
     upload._wait_sync()
-    upload._handle.close()
+    upload._writer.close()  # staged bytes die with the process too
     crashed._lock_file.close()
     restarted = _store(tmp_path)
     stat = restarted.stat(digest)
