@@ -1,9 +1,10 @@
 """Receiving one Push stream: order checks, hashing and writing behind the network.
 
 Chunks are checked on the event loop (cheap) and written in order by one thread per push,
-up to WRITE_DEPTH chunks behind the network, so hashing and disk writes overlap with
-receiving while memory stays bounded. A broken stream leaves every written byte durable for
-the resume; a rejected one is discarded or kept as the error requires.
+up to WRITE_AHEAD_BYTES behind the network, so hashing and disk writes overlap with
+receiving while memory stays bounded whatever the chunk size. A broken stream leaves every
+written byte durable for the resume; a rejected one is discarded or kept as the error
+requires.
 
 Each chunk is handed to the writing thread as it is accepted (so Stat's received offset
 and the resume bound stay per chunk), through a queue that wakes the thread only when it is
@@ -29,8 +30,9 @@ from edgewave_proto.agent.v1 import pushwire
 if TYPE_CHECKING:
     from edgewave_agent.service import AgentCore
 
-# Chunks received but not yet written, per push (bounds memory to WRITE_DEPTH chunks).
-WRITE_DEPTH = 4
+# Bytes received but not yet written, per push: four chunks of the operator's 1 MiB. A chunk
+# is always let in once nothing is outstanding, so larger chunks still flow, one at a time.
+WRITE_AHEAD_BYTES = 4 << 20
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -45,10 +47,11 @@ class _WriteBehind:
         self._write = write
         self._lock = threading.Condition()
         self._queue: collections.deque[memoryview] = collections.deque()
-        self._busy = 0  # 1 while a chunk taken off the queue is being written
+        self._queued = 0  # bytes in the queue
+        self._busy = 0  # bytes of the chunk taken off the queue and being written
         self._stopped = False
         self.error: BaseException | None = None
-        # The event loop's wait: its future, its loop and how many outstanding chunks end it.
+        # The event loop's wait: its future, its loop and the outstanding bytes that end it.
         self._waiter: tuple[asyncio.Future[None], asyncio.AbstractEventLoop, int] | None = None
         self._thread = threading.Thread(target=self._run, name="push-write", daemon=True)
         self._thread.start()
@@ -57,16 +60,17 @@ class _WriteBehind:
         with self._lock:
             self._raise_error()
             self._queue.append(data)
+            self._queued += len(data)
             if len(self._queue) == 1 and not self._busy:
                 self._lock.notify()
 
     async def wait_below(self, limit: int) -> None:
-        """Until at most `limit` chunks are queued or being written; raises a write's error."""
+        """Until at most `limit` bytes are queued or being written; raises a write's error."""
         loop = asyncio.get_running_loop()
         while True:
             with self._lock:
                 self._raise_error()
-                if len(self._queue) + self._busy <= limit or self._stopped:
+                if self._queued + self._busy <= limit or self._stopped:
                     return
                 waiter = loop.create_future()
                 self._waiter = (waiter, loop, limit)
@@ -77,6 +81,7 @@ class _WriteBehind:
         with self._lock:
             self._stopped = True
             self._queue.clear()
+            self._queued = 0
             self._lock.notify()
             self._wake_locked()
 
@@ -88,7 +93,7 @@ class _WriteBehind:
         if self._waiter is None:
             return
         waiter, loop, limit = self._waiter
-        if self.error is None and not self._stopped and len(self._queue) + self._busy > limit:
+        if self.error is None and not self._stopped and self._queued + self._busy > limit:
             return
         self._waiter = None
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
@@ -104,7 +109,8 @@ class _WriteBehind:
                 if self._stopped:
                     return
                 data = self._queue.popleft()
-                self._busy = 1
+                self._queued -= len(data)
+                self._busy = len(data)
             try:
                 self._write(data)
                 del data  # free the chunk now, not when the next one arrives
@@ -113,7 +119,7 @@ class _WriteBehind:
                     self.error = error
                     self._stopped = True
                     self._queue.clear()
-                    self._busy = 0
+                    self._queued = self._busy = 0
                     self._wake_locked()
                 return
 
@@ -124,7 +130,7 @@ class Receiver:
     def __init__(self, core: AgentCore) -> None:
         self._core = core
         self.upload: Upload | None = None
-        # Writes run in order on one thread, up to WRITE_DEPTH chunks behind the network.
+        # Writes run in order on one thread, up to WRITE_AHEAD_BYTES behind the network.
         self._writer: _WriteBehind | None = None
         self._received = 0
         self.chunks = 0  # chunks taken so far
@@ -168,7 +174,7 @@ class Receiver:
         upload.accept(chunk.offset, len(data))
         if self._writer is None:
             self._writer = _WriteBehind(upload.write)
-        await self._writer.wait_below(WRITE_DEPTH - 1)
+        await self._writer.wait_below(max(0, WRITE_AHEAD_BYTES - len(data)))
         # Hash and write this chunk while the next ones are received.
         self._writer.put(data)
         self._received += len(data)

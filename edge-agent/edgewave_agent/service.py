@@ -17,7 +17,16 @@ from typing import Any, NoReturn
 
 import grpc
 
-from edgewave_agent import building, errors, inventory, observers, receiving, serving, stats
+from edgewave_agent import (
+    building,
+    errors,
+    inventory,
+    memory,
+    observers,
+    receiving,
+    serving,
+    stats,
+)
 from edgewave_agent.backends import Backend, GpuInfo
 from edgewave_agent.settings import AgentConfig
 from edgewave_agent.store import Store
@@ -224,6 +233,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             raise
         finally:
             receiver.close()
+            await asyncio.to_thread(memory.release_free_memory)
 
     async def Activate(
         self, request: pb.ActivateRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
+import psutil
 import pytest
 
 from edgewave_agent import testing
@@ -380,3 +381,30 @@ def test_a_chunk_that_is_not_a_push_chunk_is_refused_and_changes_nothing(
     assert "runs past the end" in details
     assert verified == 0  # the partial upload is discarded, as for any invalid request
     assert _snapshot(shared_agent, connect) == before
+
+
+def test_memory_a_push_used_goes_back_to_the_system_when_it_ends(
+    start_agent: Callable[..., testing.AgentProcess],
+    connect: Callable[..., AgentClient],
+    tmp_path: Path,
+) -> None:
+    """Four pushes of 4 MiB chunks: 8-9 MiB kept here, 28-71 MiB without malloc_trim."""
+    agent = start_agent(max_message_bytes=8 << 20)
+    assert agent.process is not None
+    process = psutil.Process(agent.process.pid)
+    artifact = _artifact(tmp_path, size=64 << 20, seed=7)
+    blob = Path(agent.config["data_dir"]) / "store" / "blobs" / artifact.digest
+
+    async def pushes() -> int:
+        async with connect(agent, chunk_bytes=4 << 20) as client:
+            await client.describe()
+            idle = process.memory_info().rss
+            for _ in range(4):
+                result = await client.push(artifact)
+                assert result.sent_bytes == artifact.size
+                blob.unlink()  # so the next push sends every byte again
+            await _wait_idle(client, artifact.digest)
+            return process.memory_info().rss - idle
+
+    kept = asyncio.run(pushes())
+    assert kept < 20 << 20, f"the agent kept {kept >> 20} MiB after its pushes"
