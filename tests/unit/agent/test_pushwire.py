@@ -22,17 +22,14 @@ def _random_chunk(rng: random.Random) -> pb.PushChunk:
     )
 
 
+def _fields(chunk: pb.PushChunk | pushwire.PushChunkView) -> tuple[str, int, int, bytes]:
+    return chunk.digest, chunk.total_size, chunk.offset, bytes(chunk.data)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_decode_reads_what_protobuf_writes(seed: int) -> None:
     chunk = _random_chunk(random.Random(seed))
-    message = chunk.SerializeToString()
-    view = pushwire.decode(message)
-    assert (view.digest, view.total_size, view.offset, bytes(view.data)) == (
-        chunk.digest,
-        chunk.total_size,
-        chunk.offset,
-        chunk.data,
-    )
+    assert _fields(pushwire.decode(chunk.SerializeToString())) == _fields(chunk)
 
 
 def test_decoded_data_is_a_view_of_the_message_not_a_copy() -> None:
@@ -77,14 +74,7 @@ def _len(number: int, payload: bytes) -> bytes:
     ],
 )
 def test_decode_agrees_with_protobuf_on_odd_but_valid_messages(message: bytes) -> None:
-    expected = pb.PushChunk.FromString(message)
-    view = pushwire.decode(message)
-    assert (view.digest, view.total_size, view.offset, bytes(view.data)) == (
-        expected.digest,
-        expected.total_size,
-        expected.offset,
-        expected.data,
-    )
+    assert _fields(pushwire.decode(message)) == _fields(pb.PushChunk.FromString(message))
 
 
 @pytest.mark.parametrize(
