@@ -6,6 +6,11 @@ receiving while memory stays bounded whatever the chunk size. A broken stream le
 written byte durable for the resume; a rejected one is discarded or kept as the error
 requires.
 
+Receiving decides and reports in domain terms: the first chunk's outcome and the end of
+the stream are `Received` results, refusals are `errors.AgentError`s; the servicer
+(`service`) maps both to protobuf and statuses. Chunks are read through the `Chunk`
+protocol, which the wire's in-place view (`pushwire.PushChunkView`) satisfies.
+
 Each chunk is handed to the writing thread as it is accepted (so Stat's received offset
 and the resume bound stay per chunk), through a queue that wakes the thread only when it is
 idle and wakes the event loop only when it waits for room or for the end: a future and an
@@ -19,20 +24,42 @@ import collections
 import contextlib
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
-from edgewave_agent import errors
-from edgewave_agent.store import Upload, validate_digest
+from edgewave_agent import errors, observers
+from edgewave_agent.store import Store, Upload, validate_digest
 from edgewave_api.telemetry import spans
-from edgewave_proto.agent.v1 import agent_pb2 as pb
-from edgewave_proto.agent.v1 import pushwire
-
-if TYPE_CHECKING:
-    from edgewave_agent.service import AgentCore
 
 # Bytes received but not yet written, per push: four chunks of the operator's 1 MiB. A chunk
 # is always let in once nothing is outstanding, so larger chunks still flow, one at a time.
 WRITE_AHEAD_BYTES = 4 << 20
+
+
+class Chunk(Protocol):
+    """One received chunk of a push (the first one also names the artifact)."""
+
+    @property
+    def digest(self) -> str: ...
+    @property
+    def total_size(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def data(self) -> memoryview: ...
+
+
+@dataclass(frozen=True)
+class Received:
+    """Where a push stands when it ends (or, when already stored, before it starts)."""
+
+    digest: str
+    size_bytes: int
+    complete: bool
+    resumed_from: int
+    verified_offset: int
+    already_present: bool = False
+    received_bytes: int = 0
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -127,8 +154,18 @@ class _WriteBehind:
 class Receiver:
     """The state of one Push stream: its upload and the write in flight."""
 
-    def __init__(self, core: AgentCore) -> None:
-        self._core = core
+    def __init__(
+        self,
+        *,
+        store: Store,
+        quota_bytes: int,
+        collect_garbage: Callable[[int], int],
+        observer: observers.Observer,
+    ) -> None:
+        self._store = store
+        self._quota_bytes = quota_bytes
+        self._collect_garbage = collect_garbage
+        self._observer = observer
         self.upload: Upload | None = None
         # Writes run in order on one thread, up to WRITE_AHEAD_BYTES behind the network.
         self._writer: _WriteBehind | None = None
@@ -139,13 +176,13 @@ class Receiver:
         if self._writer is not None:
             self._writer.stop()
 
-    async def begin(self, chunk: pushwire.PushChunkView) -> pb.PushResponse | None:
-        """Start from the first chunk; a response when there is nothing to receive."""
-        store = self._core.store
+    async def begin(self, chunk: Chunk) -> Received | None:
+        """Start from the first chunk; a result when there is nothing to receive."""
+        store = self._store
         digest = validate_digest(chunk.digest)
         if store.has(digest):
             size = store.size(digest)
-            return pb.PushResponse(
+            return Received(
                 digest=digest,
                 size_bytes=size,
                 complete=True,
@@ -154,12 +191,12 @@ class Receiver:
                 verified_offset=size,
             )
         used = await asyncio.to_thread(store.used_bytes)
-        if used + chunk.total_size > int(self._core.config.store.quota_bytes):
-            await asyncio.to_thread(self._core.serving.collect_garbage, chunk.total_size)
+        if used + chunk.total_size > self._quota_bytes:
+            await asyncio.to_thread(self._collect_garbage, chunk.total_size)
         self.upload = await asyncio.to_thread(store.begin, digest, total_size=chunk.total_size)
         return None
 
-    async def take(self, chunk: pushwire.PushChunkView) -> None:
+    async def take(self, chunk: Chunk) -> None:
         """Accept one chunk (after `begin`) and queue it for writing."""
         upload = self.upload
         assert upload is not None
@@ -179,9 +216,9 @@ class Receiver:
         self._writer.put(data)
         self._received += len(data)
         self.chunks += 1
-        self._core.observer.push_received(len(data))
+        self._observer.push_received(len(data))
 
-    async def finish(self) -> pb.PushResponse:
+    async def finish(self) -> Received:
         if self._writer is not None:
             await self._writer.wait_below(0)
         upload = self.upload
@@ -190,11 +227,11 @@ class Receiver:
         if upload.done:
             with spans.verify(digest=upload.digest, size=upload.total_size):
                 await asyncio.to_thread(upload.finish)
-            self._core.observer.push_finished(result="stored")
+            self._observer.push_finished(result="stored")
         else:
             await asyncio.to_thread(upload.suspend)
-            self._core.observer.push_finished(result="interrupted")
-        return pb.PushResponse(
+            self._observer.push_finished(result="interrupted")
+        return Received(
             digest=upload.digest,
             size_bytes=upload.total_size,
             complete=upload.done,
@@ -220,7 +257,7 @@ class Receiver:
             writer.stop()
 
     async def fail(self, error: errors.AgentError) -> None:
-        self._core.observer.push_finished(result="rejected")
+        self._observer.push_finished(result="rejected")
         await self._settle()
         upload = self.upload
         if upload is None or upload.closed:
@@ -231,7 +268,7 @@ class Receiver:
             await asyncio.to_thread(upload.suspend)
 
     async def interrupted(self) -> None:
-        self._core.observer.push_finished(result="interrupted")
+        self._observer.push_finished(result="interrupted")
         await self._settle()
         if self.upload is not None and not self.upload.closed:
             self.upload.suspend()

@@ -28,6 +28,7 @@ from edgewave_agent import (
     stats,
 )
 from edgewave_agent.backends import Backend, GpuInfo
+from edgewave_agent.serving import views
 from edgewave_agent.settings import AgentConfig
 from edgewave_agent.store import Store
 from edgewave_api.telemetry import spans
@@ -109,7 +110,7 @@ def _health(health: stats.Health) -> pb.HealthMetrics:
     )
 
 
-def model_status(view: serving.ModelView) -> pb.ModelStatus:
+def model_status(view: views.ModelView) -> pb.ModelStatus:
     return pb.ModelStatus(
         model=view.model,
         active_version=view.active.version if view.active else "",
@@ -128,6 +129,18 @@ def model_status(view: serving.ModelView) -> pb.ModelStatus:
             for v in view.versions
         ],
         health=_health(view.health),
+    )
+
+
+def push_response(received: receiving.Received) -> pb.PushResponse:
+    return pb.PushResponse(
+        digest=received.digest,
+        size_bytes=received.size_bytes,
+        complete=received.complete,
+        already_present=received.already_present,
+        resumed_from=received.resumed_from,
+        received_bytes=received.received_bytes,
+        verified_offset=received.verified_offset,
     )
 
 
@@ -207,7 +220,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         request_iterator: AsyncIterator[pushwire.PushChunkView],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> pb.PushResponse:
-        receiver = receiving.Receiver(self._core)
+        core = self._core
+        receiver = receiving.Receiver(
+            store=core.store,
+            quota_bytes=int(core.config.store.quota_bytes),
+            collect_garbage=core.serving.collect_garbage,
+            observer=core.observer,
+        )
         try:
             async for chunk in spans.receiving(request_iterator):
                 if receiver.upload is None:
@@ -217,12 +236,12 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     await require_client_certificate(self._core, context, method="Push")
                     done = await receiver.begin(chunk)
                     if done is not None:
-                        return done
+                        return push_response(done)
                     assert receiver.upload is not None
                     resume = str(receiver.upload.resumed_from)
                     await context.send_initial_metadata(((RESUME_OFFSET_KEY, resume),))
                 await receiver.take(chunk)
-            return await receiver.finish()
+            return push_response(await receiver.finish())
         except (errors.AgentError, pushwire.DecodeError) as caught:
             error = _as_agent_error(caught, chunk_index=receiver.chunks)
             await receiver.fail(error)

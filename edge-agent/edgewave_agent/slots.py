@@ -1,9 +1,10 @@
 """Pure state machine of the versions an agent holds for each model.
 
 Decides which version is active, which one a rollback returns to, what a removal may take
-and what garbage collection deletes. No I/O and no clocks: `serving` loads engines and
-persists the state this module computes. A failed activation never changes what is
-active, so the previous version keeps serving.
+(one version, or the whole model), which versions stay loaded and what garbage collection
+forgets and deletes: every version transition is a function here. No I/O and no clocks:
+`serving` loads engines and persists the state this module computes. A failed activation
+never changes what is active, so the previous version keeps serving.
 
 A model's `history` is its activation order (active last, each version once); `held` lists
 every version whose artifact the agent keeps, least recently activated first.
@@ -11,11 +12,24 @@ every version whose artifact the agent keeps, least recently activated first.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgewave_agent import errors
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def validate_name(kind: str, value: str) -> str:
+    """A model or version name as a request gives it; refused unless it matches NAME_PATTERN."""
+    if not NAME_PATTERN.fullmatch(value):
+        raise errors.InvalidRequest(
+            f"{kind} {value[:140]!r} is not valid: use 1-128 letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,12 @@ def deactivated(slots: ModelSlots) -> ModelSlots:
     return replace(slots, history=())
 
 
+def restore_failed(slots: ModelSlots, ref: VersionRef, *, reason: str) -> ModelSlots:
+    """The active `ref` did not load after a restart: its previous version serves, if any."""
+    failed = activation_failed(slots, ref, reason=reason)
+    return deactivated(failed) if failed.previous is None else rolled_back(failed)
+
+
 def rolled_back(slots: ModelSlots) -> ModelSlots:
     """The previous version serves again; the rolled-back one stays held, out of history."""
     if slots.previous is None:
@@ -126,6 +146,27 @@ def removed(
         failures=tuple((v, r) for v, r in slots.failures if v not in versions),
     )
     return kept, targets
+
+
+def without_model(
+    models: Mapping[str, ModelSlots], model: str
+) -> tuple[dict[str, ModelSlots], tuple[VersionRef, ...]]:
+    """Forget every version of `model` (e.g. a residency eviction), active and previous too.
+
+    Returns the other models and the versions that went.
+    """
+    before = models.get(model)
+    if before is None:
+        raise errors.UnknownModel(f"no model {model} on this agent: nothing to remove")
+    return {name: s for name, s in models.items() if name != model}, before.held
+
+
+def kept_loaded(slots: ModelSlots, *, keep_previous: bool) -> frozenset[str]:
+    """The versions that stay loaded: the active one, and the previous one if asked."""
+    keep = {slots.active.version} if slots.active else set()
+    if keep_previous and slots.previous:
+        keep.add(slots.previous.version)
+    return frozenset(keep)
 
 
 @dataclass(frozen=True)
@@ -206,6 +247,18 @@ def plan_gc(
         forget={n: tuple(r.version for r in refs) for n, refs in forget.items() if refs},
         delete=frozenset(delete),
     )
+
+
+def apply_gc(
+    models: Mapping[str, ModelSlots], plan: GcPlan, *, busy: frozenset[str]
+) -> dict[str, ModelSlots]:
+    """The models once `plan` forgot its versions, except of `busy` models (being changed)."""
+    return {
+        name: forget_versions(s, plan.forget[name])
+        if name in plan.forget and name not in busy
+        else s
+        for name, s in models.items()
+    }
 
 
 def forget_versions(slots: ModelSlots, versions: Iterable[str]) -> ModelSlots:

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgewave_agent import backends, errors, inventory, serving, testing
+from edgewave_agent import backends, errors, inventory, testing
 from edgewave_agent.backends import GpuInfo
+from edgewave_agent.serving import probing
 
 HAS_GPU = bool(inventory.nvml_gpus())
 SM86 = GpuInfo(index=0, name="lab RTX A6000", compute_capability=(8, 6))
@@ -41,10 +42,10 @@ def test_unknown_backend_names_what_is_installed() -> None:
 def test_probe_inputs_follow_the_metadata(tmp_path: Path) -> None:
     path, _ = testing.write_artifact(tmp_path, testing.linear_model(scale=1.0, nan=True))
     model = backends.require(backends.installed(), "onnxruntime").load(path)
-    inputs = serving.synthetic_inputs(model)
+    inputs = probing.synthetic_inputs(model)
     assert inputs["x"].shape == (1, 4)
     with pytest.raises(errors.ProbeFailed, match="NaN"):
-        serving.check_outputs(model, model.infer(inputs))
+        probing.check_outputs(model, model.infer(inputs))
 
 
 def _rtx_engine(tmp_path: Path, compute_capability: str) -> Path:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edgewave_agent import backends, errors, serving, settings, testing
+from edgewave_agent.serving import activating
 from edgewave_agent.store import Store
 from edgewave_api import signing
 
@@ -94,7 +95,7 @@ class Agent:
         digest, _ = self.store.import_file(source)
         return digest
 
-    def activate(self, version: str, data: bytes, *, model: str = "m") -> serving.Activation:
+    def activate(self, version: str, data: bytes, *, model: str = "m") -> activating.Activation:
         digest = self.add(data)
         signature = signing.sign_activation(
             KEY.private_pem, model=model, version=version, digest=digest, backend="onnxruntime"
@@ -154,7 +155,7 @@ def test_restart_restores_active_and_falls_back_when_it_no_longer_loads(agent: A
 
 def test_busy_model_refuses_a_second_change(agent: Agent) -> None:
     agent.activate("1", model(1.0))
-    agent.serving._claim("m")
+    agent.serving.claims.claim("m")
     with pytest.raises(errors.ActivationBusy):
         agent.activate("2", model(2.0))
     assert agent.recorder.events[-1] == ("activation", "refused")
@@ -192,13 +193,12 @@ def test_gc_spares_models_being_changed_and_artifacts_being_loaded(tmp_path: Pat
         loading = agent.add(model(7.0))
         stray = agent.add(model(8.0))
         agent.now = time.time() + 10  # nothing is freshly pushed any more
-        agent.serving._claim("m")  # an activation of m is running
-        with agent.serving._lock:
-            agent.serving._in_use[loading] += 1
+        agent.serving.claims.claim("m")  # an activation of m is running
+        agent.serving.claims.pin(loading)  # ... and is loading this artifact
         agent.serving.collect_garbage()
         assert agent.store.has(active.digest) and agent.store.has(loading)
         assert not agent.store.has(stray)  # unreferenced, not pinned, not in use
-        agent.serving._release("m")
+        agent.serving.claims.release("m")
         assert agent.infer() == ("1", 1.25)
     finally:
         agent.close()
