@@ -115,6 +115,63 @@ def test_gc_spares_pinned_and_shared_artifacts() -> None:
     assert "e" * 64 not in plan.delete
 
 
+def test_gc_plan_is_applied_except_to_models_being_changed() -> None:
+    models = {"m": chain(A, B, C, D), "n": chain(A, B, C, D, model="n")}
+    plan = slots.GcPlan(forget={"m": ("a",), "n": ("a", "b")}, delete=frozenset())
+    kept = slots.apply_gc(models, plan, busy=frozenset({"n"}))
+    assert kept["m"].held == (B, C, D) and kept["m"].find("a") is None
+    assert kept["n"] == models["n"]  # being changed: keeps every version
+
+
+def test_removing_a_whole_model_takes_every_version() -> None:
+    models = {"m": slots.activation_failed(chain(A, B), C, reason="bad"), "n": chain(D, model="n")}
+    rest, gone = slots.without_model(models, "m")
+    assert rest == {"n": models["n"]}
+    assert set(gone) == {A, B, C}  # active and previous included, unlike `removed`
+    with pytest.raises(errors.UnknownModel, match="no model x on this agent"):
+        slots.without_model(models, "x")
+
+
+@pytest.mark.parametrize(
+    ("state", "keep_previous", "loaded"),
+    [
+        (ModelSlots(model="m"), True, frozenset()),
+        (chain(A), True, {"a"}),
+        (chain(A, B, C), True, {"c", "b"}),
+        (chain(A, B, C), False, {"c"}),
+        (slots.rolled_back(chain(A, B, C)), True, {"b", "a"}),
+    ],
+)
+def test_kept_loaded(state: ModelSlots, keep_previous: bool, loaded: frozenset[str]) -> None:
+    assert slots.kept_loaded(state, keep_previous=keep_previous) == loaded
+
+
+@pytest.mark.parametrize(
+    ("state", "failed", "active"),
+    [
+        (chain(A, B), B, A),  # falls back to the previous version
+        (chain(A), A, None),  # nothing to fall back to: no version serves
+    ],
+)
+def test_restore_failure_falls_back(
+    state: ModelSlots, failed: VersionRef, active: VersionRef | None
+) -> None:
+    after = slots.restore_failed(state, failed, reason="gone")
+    assert after.active == active
+    assert after.failure(failed.version) == "gone" and after.find(failed.version) == failed
+
+
+@pytest.mark.parametrize("name", ["", "-x", "a b", "x" * 129, "../etc", "a/b"])
+def test_bad_names_are_refused(name: str) -> None:
+    with pytest.raises(errors.InvalidRequest, match="is not valid: use 1-128 letters"):
+        slots.validate_name("model", name)
+
+
+@pytest.mark.parametrize("name", ["a", "A.b_c-1", "x" * 128])
+def test_good_names_pass(name: str) -> None:
+    assert slots.validate_name("version", name) == name
+
+
 def test_state_round_trips_through_its_document() -> None:
     models = {"m": slots.activation_failed(chain(A, B), C, reason="bad"), "n": chain(D, model="n")}
     assert slots.from_document(slots.to_document(models)) == models
