@@ -1,0 +1,222 @@
+"""Deliver an engine from the gateway's cache to one agent, over the agent's session.
+
+The agent's own resumable Push is used as the operator would: Stat first, then one Push
+stream from the agent's verified offset, waiting for its go-ahead before sending data. The
+agent still checks sha256 and, at activation, the operator's signature, so the gateway can
+make a delivery fail but never change what an agent activates. When the agent finds the
+bytes do not match the digest (DATA_LOSS), the cached copy is re-hashed and, if it is the
+one at fault, dropped, and the caller is told to upload it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mmap
+from pathlib import Path
+from collections.abc import AsyncIterator
+
+from edgewave_api import identities
+from edgewave_gateway import cache, calls, errors, frames, sessions
+from edgewave_gateway.settings import GatewayConfig
+from edgewave_proto.agent.v1 import agent_pb2 as pb
+from edgewave_proto.agent.v1 import pushwire
+from edgewave_proto.gateway.v1 import gateway_pb2 as gw
+
+STAT_METHOD = "/edgewave.agent.v1.AgentService/Stat"
+PUSH_METHOD = "/edgewave.agent.v1.AgentService/Push"
+RESUME_OFFSET_KEY = "edgewave-resume-offset"
+DEFAULT_CHUNK_BYTES = 1 << 20
+MIN_CHUNK_BYTES = 4 << 10
+# A progress message at most this often (in bytes sent), and after the last chunk.
+PROGRESS_BYTES = 8 << 20
+STAT_TIMEOUT_SECONDS = 30.0
+
+
+class Delivery:
+    def __init__(
+        self, *, config: GatewayConfig, registry: sessions.Registry, engines: cache.EngineCache
+    ) -> None:
+        self._config = config
+        self._registry = registry
+        self._cache = engines
+
+    async def _open(
+        self, agent: str, method: str, *, caller_cert_pem: bytes, timeout: float | None
+    ) -> calls.TunnelledCall:
+        try:
+            return await calls.open_call(
+                self._registry,
+                agent=agent,
+                method=method,
+                timeout=timeout,
+                caller_cert_pem=caller_cert_pem,
+                attach_timeout=self._config.attach_timeout_seconds,
+            )
+        except sessions.SessionGone as error:
+            raise errors.AgentOffline(f"gateway {self._config.name}: {error}") from None
+
+    def _check(self, *, agent: str, digest: str, chunk_bytes: int) -> int:
+        try:
+            identities.check_name(agent)
+        except identities.IdentityError as error:
+            raise errors.InvalidRequest(f"agent: {error}") from None
+        cache.check_digest(digest)
+        chunk = chunk_bytes or DEFAULT_CHUNK_BYTES
+        largest = int(self._config.max_message_bytes) - (64 << 10)
+        if not MIN_CHUNK_BYTES <= chunk <= largest:
+            raise errors.InvalidRequest(
+                f"chunk_bytes must be between {MIN_CHUNK_BYTES} and {largest}, not {chunk}"
+            )
+        return chunk
+
+    async def deliver(
+        self, *, agent: str, digest: str, chunk_bytes: int, caller_cert_pem: bytes
+    ) -> AsyncIterator[gw.DeliverProgress]:
+        chunk = self._check(agent=agent, digest=digest, chunk_bytes=chunk_bytes)
+        with self._cache.using(digest) as path:
+            size = path.stat().st_size
+            stat = pb.StatResponse.FromString(
+                await self._unary(
+                    agent,
+                    STAT_METHOD,
+                    pb.StatRequest(digest=digest).SerializeToString(),
+                    caller_cert_pem=caller_cert_pem,
+                )
+            )
+            progress = gw.DeliverProgress(agent=agent, digest=digest, size_bytes=size)
+            if stat.complete:
+                progress.MergeFrom(
+                    gw.DeliverProgress(
+                        offset=size, done=True, resumed_from=size, already_present=True
+                    )
+                )
+                yield progress
+                return
+            if stat.in_progress:
+                raise errors.AgentCallFailed(
+                    f"agent {agent}: another push of {digest[:12]} is running; retry when it ends",
+                    status="ABORTED",
+                )
+            async for update in self._push(
+                agent, path, progress, offset=stat.verified_offset, chunk=chunk,
+                caller_cert_pem=caller_cert_pem,
+            ):  # fmt: skip
+                yield update
+
+    async def _unary(
+        self, agent: str, method: str, request: bytes, *, caller_cert_pem: bytes
+    ) -> bytes:
+        call = await self._open(
+            agent, method, caller_cert_pem=caller_cert_pem, timeout=STAT_TIMEOUT_SECONDS
+        )
+        completed = False
+        try:
+            await call.send(request)
+            await call.half_close()
+            response = b""
+            while (frame := await call.receive()) is not None:
+                if frame.WhichOneof("kind") == "message":
+                    response = frame.message
+                elif frame.WhichOneof("kind") == "status":
+                    completed = True
+                    _raise_for_status(agent, method, frame)
+                    return response
+            raise errors.AgentOffline(f"agent {agent} went away during {method.rsplit('/')[-1]}")
+        finally:
+            call.close(cancelled=not completed)
+
+    async def _push(
+        self,
+        agent: str,
+        path: Path,
+        progress: gw.DeliverProgress,
+        *,
+        offset: int,
+        chunk: int,
+        caller_cert_pem: bytes,
+    ) -> AsyncIterator[gw.DeliverProgress]:
+        size = progress.size_bytes
+        call = await self._open(agent, PUSH_METHOD, caller_cert_pem=caller_cert_pem, timeout=None)
+        completed = False
+        sent = 0
+        try:
+            header = pb.PushChunk(digest=progress.digest, total_size=size, offset=offset)
+            await call.send(header.SerializeToString())
+            frame = await call.receive()
+            resume: int | None = None
+            if frame is not None and frame.WhichOneof("kind") == "headers":
+                for key, value in frames.from_frames(frame.headers.metadata):
+                    if key == RESUME_OFFSET_KEY:
+                        resume = int(value)
+                frame = None
+            if resume is not None:
+                reported = resume
+                with (
+                    path.open("rb") as handle,
+                    mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+                ):
+                    position = resume
+                    while position < size:
+                        end = min(position + chunk, size)
+                        with memoryview(mapped)[position:end] as data:
+                            message = pushwire.encode_data_chunk(position, data)
+                        if not await call.send(message):
+                            break
+                        sent += end - position
+                        position = end
+                        if position - reported >= PROGRESS_BYTES:
+                            reported = position
+                            yield _progress(progress, offset=position, sent=sent)
+                await call.half_close()
+            response = pb.PushResponse()
+            while frame is not None or (frame := await call.receive()) is not None:
+                kind = frame.WhichOneof("kind")
+                if kind == "message":
+                    response = pb.PushResponse.FromString(frame.message)
+                elif kind == "status":
+                    completed = True
+                    await self._check_push_status(agent, progress.digest, frame)
+                    break
+                frame = None
+            if not completed:
+                raise errors.AgentOffline(f"agent {agent} went away during Push; deliver again")
+            if not response.complete:
+                raise errors.AgentCallFailed(
+                    f"agent {agent}: push of {progress.digest[:12]} ended at"
+                    f" {response.verified_offset} of {size} bytes; deliver again",
+                    status="UNAVAILABLE",
+                )
+            final = _progress(progress, offset=size, sent=sent)
+            final.done = True
+            final.resumed_from = response.resumed_from
+            final.already_present = response.already_present
+            yield final
+        finally:
+            call.close(cancelled=not completed)
+
+    async def _check_push_status(self, agent: str, digest: str, frame: gw.CallUp) -> None:
+        if frame.status.code == 15:  # DATA_LOSS: the agent found the bytes do not match
+            if not await asyncio.to_thread(self._cache.verify, digest):
+                raise errors.DigestMismatch(
+                    f"agent {agent} refused {digest[:12]}: the gateway's cached copy no longer"
+                    " matches its digest and was dropped; push the engine to the gateway again"
+                )
+        _raise_for_status(agent, PUSH_METHOD, frame)
+
+
+def _progress(template: gw.DeliverProgress, *, offset: int, sent: int) -> gw.DeliverProgress:
+    progress = gw.DeliverProgress()
+    progress.CopyFrom(template)
+    progress.offset = offset
+    progress.sent_bytes = sent
+    return progress
+
+
+def _raise_for_status(agent: str, method: str, frame: gw.CallUp) -> None:
+    code, details, _trailing = calls.status_of(frame)
+    if code == 0:
+        return
+    name = frames.status_code(code).name
+    raise errors.AgentCallFailed(
+        f"agent {agent}: {method.rsplit('/')[-1]} failed ({name}): {details}", status=name
+    )
