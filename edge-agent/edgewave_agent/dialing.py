@@ -34,7 +34,8 @@ def backoff_delay(failures: int, *, initial: float, maximum: float, rng: random.
     "equal jitter" (between half and all of the step), so a fleet that lost its gateway at
     once does not reconnect at once, and no wait is ever near zero. Pure but for `rng`."""
     step = min(maximum, initial * (2 ** min(failures, _MAX_DOUBLINGS)))
-    return step / 2 + rng.uniform(0, step / 2)
+    delay: float = step / 2 + rng.uniform(0, step / 2)
+    return delay
 
 
 class GatewayDialer:
@@ -134,7 +135,7 @@ class GatewayDialer:
                 SESSION_METHOD,
                 request_serializer=gw.AgentSignal.SerializeToString,
                 response_deserializer=gw.GatewaySignal.FromString,
-            )()
+            )(None)
             config = self._config
             await outbox.put(
                 gw.AgentSignal(
@@ -147,7 +148,7 @@ class GatewayDialer:
                 )
             )
             tasks.append(asyncio.create_task(_write_all(call, outbox)))
-            while (signal := await call.read()) is not grpc.aio.EOF:
+            while (signal := await call.read()) is not tunnelling.EOF:
                 kind = signal.WhichOneof("kind")
                 if kind == "welcome":
                     self.session_id = signal.welcome.session_id
@@ -171,7 +172,7 @@ class GatewayDialer:
                     await outbox.put(gw.AgentSignal(pong=gw.Pong(nonce=signal.ping.nonce)))
                 elif kind == "goodbye":
                     log.warning("gateway %s: %s", self._link.address, signal.goodbye.reason)
-                    return signal.goodbye.superseded
+                    return bool(signal.goodbye.superseded)
             return False
         finally:
             self.connected.clear()

@@ -16,11 +16,14 @@ import logging
 from typing import Any
 
 import grpc
+import grpc.aio
 
 from edgewave_agent import gatewaytrust
 from edgewave_proto.gateway.v1 import gateway_pb2 as gw
 
 log = logging.getLogger(__name__)
+# End of a stream in grpc.aio read() (not in grpc-stubs).
+EOF: Any = grpc.aio.EOF
 CALL_METHOD = "/edgewave.gateway.v1.AgentTunnel/Call"
 ALLOWED_PREFIX = "/edgewave.agent.v1.AgentService/"
 # After the status went up, how long the gateway has to end the call.
@@ -69,7 +72,7 @@ async def serve_call(
         request_serializer=gw.CallUp.SerializeToString,
         response_deserializer=gw.CallDown.FromString,
     )
-    up: Any = open_up()
+    up: Any = open_up(None)
     local_call: Any = None
     down: asyncio.Task[None] | None = None
     try:
@@ -83,8 +86,9 @@ async def serve_call(
                 )
             )
         else:
-            local_call = local.stream_stream(request.method)(
-                metadata=_metadata(request), timeout=request.timeout_seconds or None
+            open_local: Any = local.stream_stream(request.method)  # type: ignore[call-arg]
+            local_call = open_local(
+                None, metadata=_metadata(request), timeout=request.timeout_seconds or None
             )
             down = asyncio.create_task(_carry_down(up, local_call))
             await up.write(await _carry_up(up, local_call))
@@ -109,7 +113,7 @@ async def _carry_up(up: Any, local_call: Any) -> gw.CallUp:
     try:
         headers = await local_call.initial_metadata()
         await up.write(gw.CallUp(headers=gw.Headers(metadata=_frames(headers))))
-        while (message := await local_call.read()) is not grpc.aio.EOF:
+        while (message := await local_call.read()) is not EOF:
             await up.write(gw.CallUp(message=message))
         return _status(
             await local_call.code(),
@@ -124,7 +128,7 @@ async def _carry_down(up: Any, local_call: Any) -> None:
     """Pass request messages to the local call until the gateway ends the Call stream."""
     local_open = True
     try:
-        while (frame := await up.read()) is not grpc.aio.EOF:
+        while (frame := await up.read()) is not EOF:
             kind = frame.WhichOneof("kind")
             if not local_open:
                 continue

@@ -55,7 +55,7 @@ async def open_call(
     agent: str,
     method: str,
     metadata: Sequence[gw.Metadata] = (),
-    timeout: float | None = None,
+    timeout_seconds: float | None = None,
     caller_cert_pem: bytes = b"",
     attach_timeout: float,
 ) -> TunnelledCall:
@@ -66,7 +66,7 @@ async def open_call(
     request = gw.OpenCall(
         method=method,
         metadata=list(metadata),
-        timeout_seconds=timeout or 0.0,
+        timeout_seconds=timeout_seconds or 0.0,
         caller_cert_pem=caller_cert_pem,
     )
     leg = await session.open_call(request, attach_timeout=attach_timeout)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import mmap
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from edgewave_api import identities
 from edgewave_gateway import cache, calls, errors, frames, sessions
@@ -41,14 +41,14 @@ class Delivery:
         self._cache = engines
 
     async def _open(
-        self, agent: str, method: str, *, caller_cert_pem: bytes, timeout: float | None
+        self, agent: str, method: str, *, caller_cert_pem: bytes, seconds: float | None
     ) -> calls.TunnelledCall:
         try:
             return await calls.open_call(
                 self._registry,
                 agent=agent,
                 method=method,
-                timeout=timeout,
+                timeout_seconds=seconds,
                 caller_cert_pem=caller_cert_pem,
                 attach_timeout=self._config.attach_timeout_seconds,
             )
@@ -107,7 +107,7 @@ class Delivery:
         self, agent: str, method: str, request: bytes, *, caller_cert_pem: bytes
     ) -> bytes:
         call = await self._open(
-            agent, method, caller_cert_pem=caller_cert_pem, timeout=STAT_TIMEOUT_SECONDS
+            agent, method, caller_cert_pem=caller_cert_pem, seconds=STAT_TIMEOUT_SECONDS
         )
         completed = False
         try:
@@ -121,7 +121,7 @@ class Delivery:
                     completed = True
                     _raise_for_status(agent, method, frame)
                     return response
-            raise errors.AgentOffline(f"agent {agent} went away during {method.rsplit('/')[-1]}")
+            raise errors.AgentOffline(f"agent {agent} went away during {_short(method)}")
         finally:
             call.close(cancelled=not completed)
 
@@ -136,7 +136,7 @@ class Delivery:
         caller_cert_pem: bytes,
     ) -> AsyncIterator[gw.DeliverProgress]:
         size = progress.size_bytes
-        call = await self._open(agent, PUSH_METHOD, caller_cert_pem=caller_cert_pem, timeout=None)
+        call = await self._open(agent, PUSH_METHOD, caller_cert_pem=caller_cert_pem, seconds=None)
         completed = False
         sent = 0
         try:
@@ -150,36 +150,18 @@ class Delivery:
                         resume = int(value)
                 frame = None
             if resume is not None:
-                reported = resume
-                with (
-                    path.open("rb") as handle,
-                    mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+                counter = [0]
+                async for update in _send_data(
+                    call, path, progress, start=resume, chunk=chunk, sent=counter
                 ):
-                    position = resume
-                    while position < size:
-                        end = min(position + chunk, size)
-                        with memoryview(mapped)[position:end] as data:
-                            message = pushwire.encode_data_chunk(position, data)
-                        if not await call.send(message):
-                            break
-                        sent += end - position
-                        position = end
-                        if position - reported >= PROGRESS_BYTES:
-                            reported = position
-                            yield _progress(progress, offset=position, sent=sent)
+                    yield update
+                sent = counter[0]
                 await call.half_close()
-            response = pb.PushResponse()
-            while frame is not None or (frame := await call.receive()) is not None:
-                kind = frame.WhichOneof("kind")
-                if kind == "message":
-                    response = pb.PushResponse.FromString(frame.message)
-                elif kind == "status":
-                    completed = True
-                    await self._check_push_status(agent, progress.digest, frame)
-                    break
-                frame = None
-            if not completed:
+            response, status = await _response(call, frame)
+            if status is None:
                 raise errors.AgentOffline(f"agent {agent} went away during Push; deliver again")
+            completed = True
+            await self._check_push_status(agent, progress.digest, status)
             if not response.complete:
                 raise errors.AgentCallFailed(
                     f"agent {agent}: push of {progress.digest[:12]} ended at"
@@ -195,13 +177,57 @@ class Delivery:
             call.close(cancelled=not completed)
 
     async def _check_push_status(self, agent: str, digest: str, frame: gw.CallUp) -> None:
-        if frame.status.code == 15:  # DATA_LOSS: the agent found the bytes do not match
-            if not await asyncio.to_thread(self._cache.verify, digest):
-                raise errors.DigestMismatch(
-                    f"agent {agent} refused {digest[:12]}: the gateway's cached copy no longer"
-                    " matches its digest and was dropped; push the engine to the gateway again"
-                )
+        # DATA_LOSS: the agent found the bytes do not match; is the cached copy at fault?
+        if frame.status.code == 15 and not await asyncio.to_thread(self._cache.verify, digest):
+            raise errors.DigestMismatch(
+                f"agent {agent} refused {digest[:12]}: the gateway's cached copy no longer"
+                " matches its digest and was dropped; push the engine to the gateway again"
+            )
         _raise_for_status(agent, PUSH_METHOD, frame)
+
+
+async def _send_data(
+    call: calls.TunnelledCall,
+    path: Path,
+    progress: gw.DeliverProgress,
+    *,
+    start: int,
+    chunk: int,
+    sent: list[int],
+) -> AsyncIterator[gw.DeliverProgress]:
+    """Stream the engine's bytes from `start`, with a progress message every few MiB."""
+    size = progress.size_bytes
+    reported = position = start
+    with (
+        path.open("rb") as handle,
+        mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+    ):
+        while position < size:
+            end = min(position + chunk, size)
+            with memoryview(mapped)[position:end] as data:
+                message = pushwire.encode_data_chunk(position, data)
+            if not await call.send(message):
+                return  # the agent ended the push: its status says why
+            sent[0] += end - position
+            position = end
+            if position - reported >= PROGRESS_BYTES:
+                reported = position
+                yield _progress(progress, offset=position, sent=sent[0])
+
+
+async def _response(
+    call: calls.TunnelledCall, frame: gw.CallUp | None
+) -> tuple[pb.PushResponse, gw.CallUp | None]:
+    """The Push response and the status frame (None: the agent went away first)."""
+    response = pb.PushResponse()
+    while frame is not None or (frame := await call.receive()) is not None:
+        kind = frame.WhichOneof("kind")
+        if kind == "message":
+            response = pb.PushResponse.FromString(frame.message)
+        elif kind == "status":
+            return response, frame
+        frame = None
+    return response, None
 
 
 def _progress(template: gw.DeliverProgress, *, offset: int, sent: int) -> gw.DeliverProgress:
@@ -218,5 +244,9 @@ def _raise_for_status(agent: str, method: str, frame: gw.CallUp) -> None:
         return
     name = frames.status_code(code).name
     raise errors.AgentCallFailed(
-        f"agent {agent}: {method.rsplit('/')[-1]} failed ({name}): {details}", status=name
+        f"agent {agent}: {_short(method)} failed ({name}): {details}", status=name
     )
+
+
+def _short(method: str) -> str:
+    return method.rsplit("/", maxsplit=1)[-1]

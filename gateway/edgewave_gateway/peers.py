@@ -18,7 +18,7 @@ async def require(
     context: grpc.aio.ServicerContext[Any, Any], role: identities.Role
 ) -> identities.Identity:
     """The caller's identity if it has `role`; otherwise the call ends PERMISSION_DENIED."""
-    certs = context.auth_context().get("x509_pem_cert") or []
+    certs = list(context.auth_context().get("x509_pem_cert") or [])
     if not certs:
         await context.abort(
             grpc.StatusCode.UNAUTHENTICATED,

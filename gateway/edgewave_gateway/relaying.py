@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -34,7 +34,13 @@ def _metadata_value(context: Context, key: str) -> str | None:
     return None
 
 
-class Relay(grpc.GenericRpcHandler):
+if TYPE_CHECKING:
+    _Handler = grpc.GenericRpcHandler[Any, Any]
+else:  # not subscriptable at run time
+    _Handler = grpc.GenericRpcHandler
+
+
+class Relay(_Handler):
     def __init__(self, *, config: GatewayConfig, registry: sessions.Registry) -> None:
         self._config = config
         self._registry = registry
@@ -77,7 +83,7 @@ class Relay(grpc.GenericRpcHandler):
                 agent=agent,
                 method=method,
                 metadata=metadata,
-                timeout=context.time_remaining(),
+                timeout_seconds=context.time_remaining(),
                 caller_cert_pem=identity.cert_pem,
                 attach_timeout=self._config.attach_timeout_seconds,
             )

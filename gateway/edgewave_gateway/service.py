@@ -73,7 +73,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         await peers.require(context, "operator")
         return self._listing()
 
-    async def WatchSessions(  # type: ignore[override]
+    async def WatchSessions(
         self, request: gw.ListSessionsRequest, context: Context
     ) -> AsyncIterator[gw.ListSessionsResponse]:
         await peers.require(context, "operator")
@@ -102,7 +102,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             received_offset=stat.received_offset,
         )
 
-    async def PushEngine(  # type: ignore[override]
+    async def PushEngine(  # type: ignore[override]  # raw bytes, read in place (pushwire)
         self, request_iterator: AsyncIterator[bytes], context: Context
     ) -> pb.PushResponse:
         await peers.require(context, "operator")
@@ -149,7 +149,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             await abort_with(context, error)
         return gw.SetPinsResponse(pinned=sorted(pinned))
 
-    async def Deliver(  # type: ignore[override]
+    async def Deliver(
         self, request: gw.DeliverRequest, context: Context
     ) -> AsyncIterator[gw.DeliverProgress]:
         identity = await peers.require(context, "operator")

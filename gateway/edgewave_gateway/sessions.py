@@ -19,7 +19,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from edgewave_proto.gateway.v1 import gateway_pb2 as gw
 
@@ -111,7 +111,8 @@ class Session:
         if self.closed:
             return
         self.closed = True
-        for future in [*self._pending.values(), *self._pongs.values()]:
+        futures: list[asyncio.Future[Any]] = [*self._pending.values(), *self._pongs.values()]
+        for future in futures:
             if not future.done():
                 future.set_exception(SessionGone(f"the session of agent {self.agent} ended"))
         if goodbye is not None:
@@ -149,8 +150,8 @@ class Session:
         future.set_result(leg)
         return leg
 
-    async def ping(self, *, timeout: float) -> bool:
-        """Whether the agent at the other end answers a ping within `timeout` seconds."""
+    async def ping(self, *, within: float) -> bool:
+        """Whether the agent at the other end answers a ping within `within` seconds."""
         if self.closed:
             return False
         nonce = secrets.randbits(63)
@@ -158,7 +159,7 @@ class Session:
         self._pongs[nonce] = future
         self._outbox.put_nowait(gw.GatewaySignal(ping=gw.Ping(nonce=nonce)))
         try:
-            await asyncio.wait_for(future, timeout)
+            await asyncio.wait_for(future, within)
             return True
         except (TimeoutError, SessionGone):
             return False
@@ -204,7 +205,7 @@ class Registry:
         """Make `session` the agent's session; an older one is closed (newest wins)."""
         older = self._by_agent.get(session.agent)
         if older is not None:
-            alive = await older.ping(timeout=self._ping_timeout)
+            alive = await older.ping(within=self._ping_timeout)
             if alive:
                 log.warning(
                     "two live sessions claim agent %s (%s and %s): the newest wins; check"

@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-async def _first(requests: AsyncIterator[Any], *, timeout: float) -> Any:
+async def _first(requests: AsyncIterator[Any], *, within: float) -> Any:
     try:
-        return await asyncio.wait_for(anext(requests), timeout)
+        return await asyncio.wait_for(anext(requests), within)
     except (TimeoutError, StopAsyncIteration):
         return None
 
@@ -41,11 +41,11 @@ class AgentTunnel(gateway_pb2_grpc.AgentTunnelServicer):
         self._registry = registry
         self._clock = clock
 
-    async def Session(  # type: ignore[override]
+    async def Session(
         self, request_iterator: AsyncIterator[gw.AgentSignal], context: Context
     ) -> AsyncIterator[gw.GatewaySignal]:
         identity = await peers.require(context, "agent")
-        first = await _first(request_iterator, timeout=self._config.attach_timeout_seconds)
+        first = await _first(request_iterator, within=self._config.attach_timeout_seconds)
         if first is None or first.WhichOneof("kind") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a session must start with Hello")
         hello = first.hello
@@ -116,11 +116,11 @@ class AgentTunnel(gateway_pb2_grpc.AgentTunnelServicer):
                 return
             await asyncio.sleep(min(limit - silent, limit) + 0.05)
 
-    async def Call(  # type: ignore[override]
+    async def Call(
         self, request_iterator: AsyncIterator[gw.CallUp], context: Context
     ) -> AsyncIterator[gw.CallDown]:
         identity = await peers.require(context, "agent")
-        first = await _first(request_iterator, timeout=self._config.attach_timeout_seconds)
+        first = await _first(request_iterator, within=self._config.attach_timeout_seconds)
         if first is None or first.WhichOneof("kind") != "attach":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a call must start with Attach")
         attach = first.attach

@@ -66,9 +66,7 @@ async def load(
         credentials=Credentials(
             ca_pem=ca_data.get("ca.crt", ca.cert_pem),
             # Organization edgewave-operators: gateways admit only that role to agents.
-            client=identities.issue_operator(
-                ca, name=CLIENT_COMMON_NAME, validity=CLIENT_VALIDITY
-            ),
+            client=identities.issue_operator(ca, name=CLIENT_COMMON_NAME, validity=CLIENT_VALIDITY),
         ),
         signing_key=signing.SigningKey(
             private_pem=key_data["ed25519.key"], public_pem=key_data["ed25519.pub"]

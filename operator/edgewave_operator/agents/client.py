@@ -123,7 +123,7 @@ class AgentClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
+    def _metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         return (*interceptors.outgoing_metadata(), *self._route)
 
     def _translated(self, call: str) -> Any:

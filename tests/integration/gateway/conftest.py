@@ -60,7 +60,9 @@ def start_agent(gateway_pki: testing.GatewayPki, short_tmp: Path) -> Iterator[St
     started: list[agent_testing.AgentProcess] = []
     legacy = agent_testing.Pki.create(short_tmp / "legacy-pki")
 
-    def start(agent_id: str = "edge-1", *, gateway: str | None = None, **extra: Any) -> agent_testing.AgentProcess:
+    def start(
+        agent_id: str = "edge-1", *, gateway: str | None = None, **extra: Any
+    ) -> agent_testing.AgentProcess:
         data_dir = short_tmp / agent_id
         config = agent_testing.agent_config(pki_=legacy, data_dir=data_dir, agent_id=agent_id)
         # One CA for the gateway, the agents and the operator in these tests.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import grpc
@@ -15,7 +14,9 @@ from edgewave_proto.gateway.v1 import gateway_pb2_grpc
 _LISTEN = "0A"
 
 
-def gateway_channel(pki_: testing.GatewayPki, address: str, *, cert: tuple[bytes, bytes] | None = None) -> grpc.aio.Channel:
+def gateway_channel(
+    pki_: testing.GatewayPki, address: str, *, cert: tuple[bytes, bytes] | None = None
+) -> grpc.aio.Channel:
     key, chain = cert or (pki_.operator.key_pem, pki_.operator.cert_pem)
     credentials = grpc.ssl_channel_credentials(pki_.ca.cert_pem, key, chain)
     return grpc.aio.secure_channel(
@@ -52,7 +53,7 @@ def listening_tcp_ports(pid: int) -> list[int]:
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
-            target = os.readlink(fd)
+            target = str(fd.readlink())
         except OSError:
             continue
         if target.startswith("socket:["):

@@ -29,7 +29,9 @@ class Cut(Exception):
     """Raised by a progress callback to cut a stream mid-way."""
 
 
-def _client(pki_: testing.GatewayPki, gateway: testing.GatewayProcess) -> gateway_client.GatewayClient:
+def _client(
+    pki_: testing.GatewayPki, gateway: testing.GatewayProcess
+) -> gateway_client.GatewayClient:
     return gateway_client.GatewayClient(
         gateway.address,
         ca_pem=pki_.ca.cert_pem,
@@ -56,14 +58,15 @@ def test_push_through_the_cache_resumes_on_both_legs_after_a_cut(
     short_tmp: Path,
 ) -> None:
     gateway = start_gateway()
-    agent = start_agent(
-        "edge-g", gateway=gateway.address, store={"checkpoint_bytes": MiB}
-    )
+    agent = start_agent("edge-g", gateway=gateway.address, store={"checkpoint_bytes": MiB})
     asyncio.run(helpers.wait_sessions(gateway_pki, gateway.address, {"edge-g"}))
     path, digest = _engine(short_tmp)
 
     async def scenario() -> None:
-        async with _client(gateway_pki, gateway) as operator, via_gateway(gateway, "edge-g") as relay:
+        async with (
+            _client(gateway_pki, gateway) as operator,
+            via_gateway(gateway, "edge-g") as relay,
+        ):
             # Leg 1, operator -> gateway: cut after 10 MiB, then resume.
             async def cut_upload(offset: int) -> None:
                 if offset >= 10 * MiB:
@@ -128,7 +131,10 @@ def test_a_byte_flipped_in_the_gateway_cache_is_refused_and_refetched(
     blob = Path(gateway.config["cache"]["directory"]) / "blobs" / digest
 
     async def scenario() -> None:
-        async with _client(gateway_pki, gateway) as operator, via_gateway(gateway, "edge-g") as relay:
+        async with (
+            _client(gateway_pki, gateway) as operator,
+            via_gateway(gateway, "edge-g") as relay,
+        ):
             await operator.push_engine(path, digest)
             flipped = bytearray(blob.read_bytes())
             flipped[2 * MiB + 17] ^= 0x20
@@ -210,6 +216,7 @@ def test_agents_cannot_use_the_operator_side(
             stat = channel.unary_unary(
                 "/edgewave.gateway.v1.GatewayService/StatEngine",
                 request_serializer=pb.StatRequest.SerializeToString,
+                response_deserializer=pb.StatResponse.FromString,
             )
             try:
                 await stat(pb.StatRequest(digest="0" * 64), timeout=10)

@@ -33,7 +33,9 @@ async def _outcome(name: str, action: Any) -> tuple[str, str]:
     return "OK", str(result).replace(name, "AGENT")
 
 
-async def _scenario(client: AgentClient, artifact: Artifact, other: Artifact) -> list[tuple[str, str]]:
+async def _scenario(
+    client: AgentClient, artifact: Artifact, other: Artifact
+) -> list[tuple[str, str]]:
     name = client.name
     outcomes = []
 
@@ -52,10 +54,10 @@ async def _scenario(client: AgentClient, artifact: Artifact, other: Artifact) ->
         return json.dumps([result.size_bytes, result.resumed_from, result.already_present])
 
     async def activate(version: str, *, signature: bytes | None = None) -> str:
+        digest = artifact.digest if version == "v1" else other.digest
         response = await client.activate(
-            model=MODEL, version=version, digest=artifact.digest if version == "v1" else other.digest,
-            backend="onnxruntime", signature=signature,
-        )  # fmt: skip
+            model=MODEL, version=version, digest=digest, backend="onnxruntime", signature=signature
+        )
         return json.dumps([response.model.active_version, response.previous_version])
 
     async def rollback() -> str:
@@ -96,6 +98,7 @@ async def _scenario(client: AgentClient, artifact: Artifact, other: Artifact) ->
 
 
 def test_relayed_calls_answer_as_direct_calls(
+    *,
     start_gateway: StartGateway,
     start_agent: StartAgent,
     gateway_pki: testing.GatewayPki,
@@ -107,8 +110,12 @@ def test_relayed_calls_answer_as_direct_calls(
     direct_agent = start_agent("edge-d")
     start_agent("edge-g", gateway=gateway.address)
     asyncio.run(helpers.wait_sessions(gateway_pki, gateway.address, {"edge-g"}))
-    first, first_digest = agent_testing.write_artifact(short_tmp, agent_testing.linear_model(scale=1.0))
-    second, second_digest = agent_testing.write_artifact(short_tmp, agent_testing.linear_model(scale=2.0))
+    first, first_digest = agent_testing.write_artifact(
+        short_tmp, agent_testing.linear_model(scale=1.0)
+    )
+    second, second_digest = agent_testing.write_artifact(
+        short_tmp, agent_testing.linear_model(scale=2.0)
+    )
 
     async def both() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         artifact = Artifact.from_file(first, digest=first_digest)
@@ -137,7 +144,7 @@ async def _raw_call(
     cert: tuple[bytes, bytes] | None = None,
 ) -> tuple[grpc.StatusCode, str]:
     async with helpers.gateway_channel(pki_, address, cert=cert) as channel:
-        call = channel.unary_unary(method)
+        call = channel.unary_unary(method, None, None)
         try:
             await call(request, metadata=metadata, timeout=20)
         except grpc.aio.AioRpcError as error:
@@ -167,7 +174,10 @@ def test_hostile_relay_calls_are_refused_with_clear_statuses(
     code, _ = call("/edgewave.other.v1.Thing/Do")
     assert code == grpc.StatusCode.UNIMPLEMENTED
     code, details = call(STAT, metadata=())
-    assert (code, "set metadata edgewave-agent" in details) == (grpc.StatusCode.INVALID_ARGUMENT, True)
+    assert (code, "set metadata edgewave-agent" in details) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        True,
+    )
     code, details = call(STAT, metadata=(("edgewave-agent", "edge-absent"),))
     assert code == grpc.StatusCode.UNAVAILABLE
     assert "agent edge-absent has no session" in details

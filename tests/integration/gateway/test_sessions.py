@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import stat
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -65,9 +66,9 @@ def test_newest_session_of_a_name_wins(
             gateway_pki, gateway.address, cert=(key.read_bytes(), cert.read_bytes())
         ) as channel:
             stub = gateway_pb2_grpc.AgentTunnelStub(channel)
-            call = stub.Session()
+            call = stub.Session(None)
             await call.write(gw.AgentSignal(hello=gw.Hello(agent_id="edge-1")))
-            welcome = await call.read()
+            welcome: Any = await call.read()
             listing = await helpers.wait_sessions(gateway_pki, gateway.address, {"edge-1"})
             call.cancel()
             return welcome.welcome.session_id, listing
@@ -82,7 +83,7 @@ async def _session_status(
     pki_: testing.GatewayPki, address: str, *, key: bytes, cert: bytes, hello: str
 ) -> tuple[grpc.StatusCode, str]:
     async with helpers.gateway_channel(pki_, address, cert=(key, cert)) as channel:
-        call = gateway_pb2_grpc.AgentTunnelStub(channel).Session()
+        call = gateway_pb2_grpc.AgentTunnelStub(channel).Session(None)
         try:
             await call.write(gw.AgentSignal(hello=gw.Hello(agent_id=hello)))
             await call.read()

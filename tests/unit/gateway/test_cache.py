@@ -13,7 +13,9 @@ from edgewave_gateway import cache, errors
 MiB = 1 << 20
 
 
-def _cache(directory: Path, *, capacity: int = 10 * MiB, now: list[float] | None = None) -> cache.EngineCache:
+def _cache(
+    directory: Path, *, capacity: int = 10 * MiB, now: list[float] | None = None
+) -> cache.EngineCache:
     clock = now or [1000.0]
     return cache.EngineCache(
         directory, capacity_bytes=capacity, checkpoint_bytes=64 << 10, clock=lambda: clock[0]
@@ -25,8 +27,12 @@ def _engine(size: int, seed: int) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def _upload(engines: cache.EngineCache, data: bytes, digest: str, *, stop: int | None = None) -> cache.Upload:
-    upload = engines.begin(digest=digest, total_size=len(data), offset=engines.stat(digest).verified_offset)
+def _upload(
+    engines: cache.EngineCache, data: bytes, digest: str, *, stop: int | None = None
+) -> cache.Upload:
+    upload = engines.begin(
+        digest=digest, total_size=len(data), offset=engines.stat(digest).verified_offset
+    )
     position = upload.received
     end = len(data) if stop is None else stop
     while position < end:
@@ -75,7 +81,7 @@ def test_bytes_that_do_not_match_the_digest_are_refused(tmp_path: Path) -> None:
     ],
 )
 def test_bad_first_chunks_are_refused(
-    tmp_path: Path, digest: str, total: int, offset: int, error: type[Exception], match: str
+    *, tmp_path: Path, digest: str, total: int, offset: int, error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
         _cache(tmp_path).begin(digest=digest, total_size=total, offset=offset)
@@ -99,7 +105,7 @@ def test_lru_eviction_never_evicts_pinned_or_delivering_engines(tmp_path: Path) 
         now[0] += 1
         _upload(engines, data, digest)
         stored.append(digest)
-    oldest, middle, newest = stored
+    oldest, middle, _newest = stored
     engines.set_pins("rollout-a", [oldest])
     data, digest = _engine(MiB, 20)
     now[0] += 1
@@ -138,9 +144,8 @@ def test_a_cached_copy_that_stops_matching_is_dropped(tmp_path: Path) -> None:
     blob.write_bytes(bytes(flipped))
     assert not engines.verify(digest)
     assert not engines.stat(digest).complete
-    with pytest.raises(errors.NotCached, match="push it first"):
-        with engines.using(digest):
-            pass
+    with pytest.raises(errors.NotCached, match="push it first"), engines.using(digest):
+        pass
 
 
 @pytest.mark.parametrize("owner", ["", "x" * 254])

@@ -22,4 +22,6 @@ ENTRIES = {"a": Entry(40, 1.0), "b": Entry(40, 3.0), "c": Entry(20, 2.0)}
     ],
 )
 def test_evictions(needed: int, protected: set[str], expected: list[str] | None) -> None:
-    assert evictions(ENTRIES, needed=needed, used=100, capacity=100, protected=protected) == expected
+    assert (
+        evictions(ENTRIES, needed=needed, used=100, capacity=100, protected=protected) == expected
+    )
