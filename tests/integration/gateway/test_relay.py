@@ -193,3 +193,98 @@ def test_hostile_relay_calls_are_refused_with_clear_statuses(
     assert "needs an operator's certificate" in details
     # The session still works after all that.
     assert call(STAT) == (grpc.StatusCode.OK, "")
+
+
+def test_caller_identity_metadata_is_believed_only_on_the_unix_socket(
+    start_gateway: StartGateway, start_agent: StartAgent, gateway_pki: testing.GatewayPki
+) -> None:
+    gateway = start_gateway()
+    agent = start_agent("edge-g", gateway=gateway.address)
+    rollback = pb.RollbackRequest(model=MODEL).SerializeToString()
+    spoofed = (("edgewave-caller-cert-bin", gateway_pki.operator.cert_pem),)
+    method = "/edgewave.agent.v1.AgentService/Rollback"
+
+    async def on_serving_port() -> tuple[grpc.StatusCode, str]:
+        credentials = grpc.ssl_channel_credentials(gateway_pki.ca.cert_pem)
+        async with grpc.aio.secure_channel(agent.serving, credentials) as channel:
+            try:
+                await channel.unary_unary(method, None, None)(
+                    rollback, metadata=spoofed, timeout=10
+                )
+            except grpc.aio.AioRpcError as error:
+                return error.code(), error.details() or ""
+        return grpc.StatusCode.OK, ""
+
+    async def on_socket(metadata: Any) -> tuple[grpc.StatusCode, str]:
+        socket = Path(agent.config["data_dir"]) / "run" / "control.sock"
+        async with grpc.aio.insecure_channel(f"unix:{socket}") as channel:
+            try:
+                await channel.unary_unary(method, None, None)(
+                    rollback, metadata=metadata, timeout=10
+                )
+            except grpc.aio.AioRpcError as error:
+                return error.code(), error.details() or ""
+        return grpc.StatusCode.OK, ""
+
+    code, details = asyncio.run(on_serving_port())
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+    assert "needs a client certificate" in details
+    code, _ = asyncio.run(on_socket(()))
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+    # With the identity on the socket the call reaches the agent's logic (no such model).
+    code, details = asyncio.run(on_socket(spoofed))
+    assert (code, "nothing to roll back" in details) == (grpc.StatusCode.NOT_FOUND, True)
+
+
+def test_small_calls_and_status_streams_flow_while_a_push_is_paused(
+    *,
+    start_gateway: StartGateway,
+    start_agent: StartAgent,
+    gateway_pki: testing.GatewayPki,
+    via_gateway: Callable[..., AgentClient],
+    short_tmp: Path,
+) -> None:
+    gateway = start_gateway()
+    start_agent("edge-g", gateway=gateway.address)
+    asyncio.run(helpers.wait_sessions(gateway_pki, gateway.address, {"edge-g"}))
+    path, digest = agent_testing.write_artifact(short_tmp, bytes(range(256)) * (32 << 10))
+
+    async def scenario() -> list[str]:
+        seen: list[str] = []
+        paused = asyncio.Event()
+        resume = asyncio.Event()
+
+        async def pause(offset: int) -> None:
+            if offset >= 2 << 20 and not paused.is_set():
+                paused.set()
+                await resume.wait()
+
+        async with (
+            via_gateway(gateway, "edge-g") as pusher,
+            via_gateway(gateway, "edge-g") as other,
+        ):
+            push = asyncio.create_task(
+                pusher.push(Artifact.from_file(path, digest=digest), progress=pause)
+            )
+            await asyncio.wait_for(paused.wait(), 30)
+            described = await other.describe()
+            seen.append(described.agent_id)
+            updates = 0
+            async for _ in other.watch_status(interval_seconds=0.2):
+                updates += 1
+                if updates == 3:
+                    break
+            seen.append(f"updates={updates}")
+            stat = await other.stat(digest)
+            seen.append(f"in_progress={stat.in_progress}")
+            resume.set()
+            result = await push
+            seen.append(f"pushed={result.size_bytes}")
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        "edge-g",
+        "updates=3",
+        "in_progress=True",
+        f"pushed={8 << 20}",
+    ]

@@ -138,3 +138,19 @@ def test_certificate_from_another_ca_cannot_connect(
         )
     )
     assert code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_agent_session_resumes_after_the_agent_restarts(
+    start_gateway: StartGateway, start_agent: StartAgent, gateway_pki: testing.GatewayPki
+) -> None:
+    gateway = start_gateway()
+    agent = start_agent("edge-1", gateway=gateway.address)
+    first = asyncio.run(helpers.wait_sessions(gateway_pki, gateway.address, {"edge-1"}))
+    agent.kill()
+    agent.start()
+    for _ in range(200):
+        listing = asyncio.run(helpers.wait_sessions(gateway_pki, gateway.address, {"edge-1"}))
+        if listing.sessions[0].session_id != first.sessions[0].session_id:
+            break
+    assert listing.sessions[0].session_id != first.sessions[0].session_id
+    assert len(listing.sessions) == 1
