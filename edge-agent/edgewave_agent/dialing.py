@@ -164,6 +164,7 @@ class GatewayDialer:
                             local=local,
                             session_id=self.session_id,
                             request=signal.open_call,
+                            busy=len(self._calls) >= tunnelling.MAX_CALLS,
                         )
                     )
                     self._calls.add(task)

@@ -23,11 +23,13 @@ from edgewave_proto.gateway.v1 import gateway_pb2 as gw
 
 log = logging.getLogger(__name__)
 # End of a stream in grpc.aio read() (not in grpc-stubs).
-EOF: Any = grpc.aio.EOF
+EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
 CALL_METHOD = "/edgewave.gateway.v1.AgentTunnel/Call"
 ALLOWED_PREFIX = "/edgewave.agent.v1.AgentService/"
 # After the status went up, how long the gateway has to end the call.
 CLOSE_WAIT_SECONDS = 30.0
+# Tunnelled calls one agent runs at once; more are answered RESOURCE_EXHAUSTED.
+MAX_CALLS = 512
 _TRANSPORT_KEYS = frozenset({"edgewave-agent", gatewaytrust.CALLER_CERT_KEY, "user-agent"})
 
 
@@ -64,9 +66,15 @@ def _status(code: grpc.StatusCode, details: str | None, trailing: Any) -> gw.Cal
 
 
 async def serve_call(
-    *, gateway: grpc.aio.Channel, local: grpc.aio.Channel, session_id: str, request: gw.OpenCall
+    *,
+    gateway: grpc.aio.Channel,
+    local: grpc.aio.Channel,
+    session_id: str,
+    request: gw.OpenCall,
+    busy: bool = False,
 ) -> None:
-    """Carry one call; never raises (a broken call ends on both sides)."""
+    """Carry one call; never raises (a broken call ends on both sides). `busy`: answer
+    RESOURCE_EXHAUSTED without calling the local AgentService."""
     open_up = gateway.stream_stream(
         CALL_METHOD,
         request_serializer=gw.CallUp.SerializeToString,
@@ -77,7 +85,15 @@ async def serve_call(
     down: asyncio.Task[None] | None = None
     try:
         await up.write(gw.CallUp(attach=gw.Attach(session_id=session_id, call_id=request.call_id)))
-        if not request.method.startswith(ALLOWED_PREFIX):
+        if busy:
+            await up.write(
+                _status(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"the agent runs {MAX_CALLS} tunnelled calls already; retry later",
+                    (),
+                )
+            )
+        elif not request.method.startswith(ALLOWED_PREFIX):
             await up.write(
                 _status(
                     grpc.StatusCode.UNIMPLEMENTED,

@@ -14,10 +14,16 @@ from edgewave_gateway import frames, sessions
 from edgewave_proto.gateway.v1 import gateway_pb2 as gw
 
 
+class TooManyCalls(Exception):
+    """The agent has as many calls in flight through this gateway as it may."""
+
+
 class TunnelledCall:
-    def __init__(self, *, agent: str, leg: sessions.CallLeg) -> None:
-        self.agent = agent
+    def __init__(self, *, session: sessions.Session, leg: sessions.CallLeg) -> None:
+        self.agent = session.agent
+        self._session = session
         self._leg = leg
+        self._closed = False
 
     async def send(self, message: bytes) -> bool:
         """Queue one request message for the agent; False once the agent's side has ended."""
@@ -47,6 +53,9 @@ class TunnelledCall:
     def close(self, *, cancelled: bool) -> None:
         """Done with the call; `cancelled` ends the agent's side with CANCELLED."""
         self._leg.finish(cancelled=cancelled)
+        if not self._closed:
+            self._closed = True
+            self._session.calls_in_flight -= 1
 
 
 async def open_call(
@@ -58,19 +67,31 @@ async def open_call(
     timeout_seconds: float | None = None,
     caller_cert_pem: bytes = b"",
     attach_timeout: float,
+    max_calls: int,
 ) -> TunnelledCall:
-    """Open `method` on `agent` through its session; SessionGone if it has none."""
+    """Open `method` on `agent` through its session; SessionGone if it has none,
+    TooManyCalls if it has `max_calls` in flight already."""
     session = registry.get(agent)
     if session is None:
         raise sessions.SessionGone(f"agent {agent} has no session with this gateway")
+    if session.calls_in_flight >= max_calls:
+        raise TooManyCalls(
+            f"agent {agent} has {session.calls_in_flight} calls in flight through this"
+            " gateway (max_calls_per_agent); retry when some have finished"
+        )
     request = gw.OpenCall(
         method=method,
         metadata=list(metadata),
         timeout_seconds=timeout_seconds or 0.0,
         caller_cert_pem=caller_cert_pem,
     )
-    leg = await session.open_call(request, attach_timeout=attach_timeout)
-    return TunnelledCall(agent=agent, leg=leg)
+    session.calls_in_flight += 1
+    try:
+        leg = await session.open_call(request, attach_timeout=attach_timeout)
+    except BaseException:
+        session.calls_in_flight -= 1
+        raise
+    return TunnelledCall(session=session, leg=leg)
 
 
 def status_of(frame: gw.CallUp) -> tuple[int, str, tuple[tuple[str, frames.MetadataValue], ...]]:

@@ -51,9 +51,12 @@ class Delivery:
                 timeout_seconds=seconds,
                 caller_cert_pem=caller_cert_pem,
                 attach_timeout=self._config.attach_timeout_seconds,
+                max_calls=self._config.max_calls_per_agent,
             )
         except sessions.SessionGone as error:
             raise errors.AgentOffline(f"gateway {self._config.name}: {error}") from None
+        except calls.TooManyCalls as error:
+            raise errors.AgentCallFailed(str(error), status="RESOURCE_EXHAUSTED") from None
 
     def _check(self, *, agent: str, digest: str, chunk_bytes: int) -> int:
         try:

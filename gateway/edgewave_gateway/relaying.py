@@ -86,9 +86,12 @@ class Relay(_Handler):
                 timeout_seconds=context.time_remaining(),
                 caller_cert_pem=identity.cert_pem,
                 attach_timeout=self._config.attach_timeout_seconds,
+                max_calls=self._config.max_calls_per_agent,
             )
         except ValueError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except calls.TooManyCalls as error:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
         except sessions.SessionGone as error:
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,

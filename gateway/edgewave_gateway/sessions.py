@@ -96,6 +96,8 @@ class Session:
     _pongs: dict[int, asyncio.Future[None]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     closed: bool = False
+    # Calls asked for or attached and not yet finished (bounded by max_calls_per_agent).
+    calls_in_flight: int = 0
 
     def touch(self, now: float) -> None:
         self.last_seen = max(self.last_seen, now)

@@ -154,3 +154,64 @@ def test_agent_session_resumes_after_the_agent_restarts(
             break
     assert listing.sessions[0].session_id != first.sessions[0].session_id
     assert len(listing.sessions) == 1
+
+
+def test_calls_attach_only_to_their_own_agents_session(
+    start_gateway: StartGateway, start_agent: StartAgent, gateway_pki: testing.GatewayPki
+) -> None:
+    gateway = start_gateway()
+    start_agent("edge-1", gateway=gateway.address)
+    listing = asyncio.run(helpers.wait_sessions(gateway_pki, gateway.address, {"edge-1"}))
+    session_id = listing.sessions[0].session_id
+
+    async def attach(name: str, call_id: int) -> tuple[grpc.StatusCode, str]:
+        cert, key = gateway_pki.agent_files(name)
+        async with helpers.gateway_channel(
+            gateway_pki, gateway.address, cert=(key.read_bytes(), cert.read_bytes())
+        ) as channel:
+            call = gateway_pb2_grpc.AgentTunnelStub(channel).Call(None)
+            try:
+                await call.write(
+                    gw.CallUp(attach=gw.Attach(session_id=session_id, call_id=call_id))
+                )
+                await call.read()
+            except grpc.aio.AioRpcError as error:
+                return error.code(), error.details() or ""
+            finally:
+                call.cancel()
+        return grpc.StatusCode.OK, ""
+
+    # Another agent cannot attach to edge-1's session (and so never sees its calls).
+    code, details = asyncio.run(attach("edge-2", 1))
+    assert (code, "no session" in details) == (grpc.StatusCode.NOT_FOUND, True)
+    # edge-1's own certificate, but a call nobody asked for.
+    code, details = asyncio.run(attach("edge-1", 999))
+    assert (code, "no call 999" in details) == (grpc.StatusCode.NOT_FOUND, True)
+
+
+def test_watch_sessions_sees_agents_come_and_go(
+    start_gateway: StartGateway, start_agent: StartAgent, gateway_pki: testing.GatewayPki
+) -> None:
+    gateway = start_gateway()
+
+    async def watch() -> list[list[str]]:
+        seen: list[list[str]] = []
+        async with helpers.gateway_channel(gateway_pki, gateway.address) as channel:
+            call = gateway_pb2_grpc.GatewayServiceStub(channel).WatchSessions(
+                gw.ListSessionsRequest()
+            )
+            agent = None
+            async for listing in call:
+                names = sorted(s.agent for s in listing.sessions)
+                if not seen or seen[-1] != names:
+                    seen.append(names)
+                if names == [] and agent is None:
+                    agent = await asyncio.to_thread(start_agent, "edge-1", gateway=gateway.address)
+                elif names == ["edge-1"] and agent is not None:
+                    await asyncio.to_thread(agent.kill)
+                elif names == [] and agent is not None and len(seen) >= 3:
+                    break
+            call.cancel()
+        return seen
+
+    assert asyncio.run(asyncio.wait_for(watch(), 120)) == [[], ["edge-1"], []]
