@@ -288,3 +288,33 @@ def test_small_calls_and_status_streams_flow_while_a_push_is_paused(
         "in_progress=True",
         f"pushed={8 << 20}",
     ]
+
+
+def test_trailing_metadata_of_a_refused_push_is_relayed_unchanged(
+    start_gateway: StartGateway, start_agent: StartAgent, gateway_pki: testing.GatewayPki
+) -> None:
+    gateway = start_gateway()
+    direct_agent = start_agent("edge-d")
+    start_agent("edge-g", gateway=gateway.address)
+    asyncio.run(helpers.wait_sessions(gateway_pki, gateway.address, {"edge-g"}))
+    header = pb.PushChunk(digest="ab" * 32, total_size=1000, offset=500).SerializeToString()
+
+    async def refused(address: str, metadata: tuple[tuple[str, str], ...]) -> tuple[Any, ...]:
+        async with helpers.gateway_channel(gateway_pki, address) as channel:
+            call = channel.stream_unary("/edgewave.agent.v1.AgentService/Push", None, None)(
+                None, metadata=metadata, timeout=20
+            )
+            await call.write(header)
+            try:
+                await call
+            except grpc.aio.AioRpcError as error:
+                pairs: Any = error.trailing_metadata() or ()
+                trailing = [(k, v) for k, v in pairs if k.startswith("edgewave")]
+                return error.code(), error.details(), trailing
+        raise AssertionError("the push was accepted")
+
+    plain = asyncio.run(refused(direct_agent.control, ()))
+    relayed = asyncio.run(refused(gateway.address, (("edgewave-agent", "edge-g"),)))
+    assert relayed == plain
+    assert plain[0] == grpc.StatusCode.FAILED_PRECONDITION
+    assert ("edgewave-expected-offset", "0") in plain[2]
