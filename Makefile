@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 UV := $(shell tools/bootstrap.sh)
 RUN := $(UV) run --frozen --no-sync
-PY_SOURCES := api compiler operator edge-agent proto tests e2e bench tools/*.py
+PY_SOURCES := api compiler operator edge-agent gateway proto tests e2e bench tools/*.py
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 
@@ -46,7 +46,7 @@ lint: install
 	$(RUN) lint-imports
 
 typecheck: install
-	$(RUN) mypy api compiler operator edge-agent
+	$(RUN) mypy api compiler operator edge-agent gateway
 
 unit: install
 	$(RUN) pytest tests/unit

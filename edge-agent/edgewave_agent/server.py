@@ -10,6 +10,7 @@ available as attributes and written to `port_file`. Many agents can run in one p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -23,7 +24,16 @@ from google.protobuf import message_factory
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from edgewave_agent import backends, files, inference, inventory, observers, service
+from edgewave_agent import (
+    backends,
+    dialing,
+    files,
+    gatewaytrust,
+    inference,
+    inventory,
+    observers,
+    service,
+)
 from edgewave_agent.backends import Backend, GpuInfo
 from edgewave_agent.serving import Serving
 from edgewave_agent.settings import AgentConfig
@@ -53,12 +63,15 @@ _HANDLER_KINDS = {
 }
 
 
-def _add_agent_service(servicer: service.AgentServicer, server: grpc.aio.Server) -> None:
+def _add_agent_service(
+    servicer: service.AgentServicer, server: grpc.aio.Server, *, gateway_mode: bool = False
+) -> None:
     """Register AgentService as the generated code would, but Push reads chunks in place.
 
     The handlers come from the service descriptor (one per method, none forgotten); only
     Push's request deserializer differs: `pushwire.decode` instead of protobuf's parse,
-    which would copy each chunk's data twice.
+    which would copy each chunk's data twice. In gateway mode each behaviour believes the
+    caller identity that tunnelled calls carry on the Unix socket (`gatewaytrust`).
     """
     descriptor = agent_pb2.DESCRIPTOR.services_by_name["AgentService"]
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
@@ -66,8 +79,13 @@ def _add_agent_service(servicer: service.AgentServicer, server: grpc.aio.Server)
         request = message_factory.GetMessageClass(method.input_type)
         response = message_factory.GetMessageClass(method.output_type)
         make = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
+        behavior = getattr(servicer, method.name)
+        if gateway_mode:
+            behavior = gatewaytrust.trusting_gateway(
+                behavior, server_streaming=method.server_streaming
+            )
         handlers[method.name] = make(
-            getattr(servicer, method.name),
+            behavior,
             request_deserializer=pushwire.decode if method.name == "Push" else request.FromString,
             response_serializer=response.SerializeToString,
         )
@@ -99,6 +117,9 @@ class AgentServer:
         self.serving_port: int | None = None
         self.problems: list[str] = []
         self.core: service.AgentCore | None = None
+        # Gateway mode: the session with the gateway, and the socket AgentService is on.
+        self.dialer: dialing.GatewayDialer | None = None
+        self._dialing: asyncio.Task[None] | None = None
 
     def _credentials(self) -> tuple[grpc.ServerCredentials, grpc.ServerCredentials]:
         tls = self.config.tls
@@ -111,6 +132,9 @@ class AgentServer:
 
     def _bind(self, server: grpc.aio.Server) -> None:
         listen = self.config.listen
+        if self.config.gateway is not None:
+            self._bind_gateway_mode(server)
+            return
         if self.config.insecure:
             log.warning(
                 "agent %s runs WITHOUT TLS (--insecure): anyone who reaches it can push and"
@@ -127,6 +151,22 @@ class AgentServer:
                 self.serving_port = server.add_secure_port(listen.serving, serving)
         if not self.control_port:
             raise OSError(f"cannot bind the control port {listen.control}")
+
+    def _bind_gateway_mode(self, server: grpc.aio.Server) -> None:
+        """No control port: AgentService on a Unix socket only this agent's user can reach."""
+        path = self.config.control_socket()
+        if len(str(path).encode()) > 107:
+            raise OSError(
+                f"control socket path {path} is longer than 107 bytes: set gateway.control_socket"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        path.unlink(missing_ok=True)
+        if not server.add_insecure_port(f"unix:{path}"):
+            raise OSError(f"cannot bind the control socket {path}")
+        _control, serving = self._credentials()
+        if self.config.listen.serving:
+            self.serving_port = server.add_secure_port(self.config.listen.serving, serving)
 
     async def start(self) -> None:
         config = self.config
@@ -168,7 +208,9 @@ class AgentServer:
                 ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
             ],
         )
-        _add_agent_service(service.AgentServicer(self.core), server)
+        _add_agent_service(
+            service.AgentServicer(self.core), server, gateway_mode=config.gateway is not None
+        )
         inference.add_inference_servicer(inference.InferenceServicer(self.core), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for name in HEALTH_SERVICES:
@@ -176,11 +218,16 @@ class AgentServer:
         self._bind(server)
         await server.start()
         self._server = server
+        if config.gateway is not None:
+            config.control_socket().chmod(0o600)
         self._write_port_file()
         # Only after the active models are loaded does the agent report SERVING.
         self.problems = await asyncio.to_thread(serving.restore)
         for name in HEALTH_SERVICES:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if config.gateway is not None:
+            self.dialer = dialing.GatewayDialer(config, clock=self._clock)
+            self._dialing = asyncio.create_task(self.dialer.run())
         log.info(
             "agent %s ready: control port %d, serving port %s",
             config.agent_id,
@@ -191,11 +238,13 @@ class AgentServer:
     def _write_port_file(self) -> None:
         if self.config.port_file is None:
             return
-        document = {
+        document: dict[str, object] = {
             "control": self.control_port,
             "serving": self.serving_port,
             "pid": os.getpid(),
         }
+        if self.config.gateway is not None:
+            document["control_socket"] = str(self.config.control_socket())
         self.config.port_file.parent.mkdir(parents=True, exist_ok=True)
         files.atomic_write(self.config.port_file, json.dumps(document).encode())
 
@@ -207,6 +256,11 @@ class AgentServer:
         """Refuse new calls, let running ones finish for `grace` seconds, then close."""
         if self._server is None:
             return
+        if self._dialing is not None:
+            self._dialing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dialing
+            self._dialing = None
         await self._health.enter_graceful_shutdown()
         await self._server.stop(self.config.grace_seconds if grace is None else grace)
         self._server = None

@@ -102,6 +102,31 @@ class TelemetryConfig(_Section):
     trace_endpoint: str | None = None
 
 
+class GatewayLinkConfig(_Section):
+    """Dial out to an edge gateway instead of listening for the operator (agents behind NAT).
+
+    The agent opens no control port: its AgentService listens on a Unix socket in its data
+    directory (mode 0600) and calls reach it through the gateway session. The agent's
+    certificate (tls.cert_file) must allow client authentication and carry the
+    Organization `edgewave-agents`.
+    """
+
+    # host:port of the gateway.
+    address: str = Field(pattern=r"^\S+:\d+$")
+    # Name to check the gateway's certificate against, when the address is an IP or differs.
+    server_name: str | None = None
+    # CA of the gateway's certificate; default: tls.client_ca_file (the operator's CA).
+    ca_file: Path | None = None
+    # Reconnect after a lost session: exponential from initial to max, with jitter.
+    backoff_initial_seconds: float = Field(default=0.5, gt=0)
+    backoff_max_seconds: float = Field(default=30.0, gt=0)
+    # HTTP/2 keepalive pings on the gateway connection.
+    keepalive_seconds: float = Field(default=20.0, ge=1)
+    keepalive_timeout_seconds: float = Field(default=10.0, ge=1)
+    # Default: <data_dir>/run/control.sock (a Unix socket path is at most 107 bytes).
+    control_socket: Path | None = None
+
+
 class AgentConfig(_Section):
     agent_id: str = Field(min_length=1)
     region: str = ""
@@ -129,6 +154,8 @@ class AgentConfig(_Section):
     probe: ProbeConfig = ProbeConfig()
     fault_injection: FaultInjection = FaultInjection()
     telemetry: TelemetryConfig = TelemetryConfig()
+    # Set: dial out to this gateway and listen on no control port (see GatewayLinkConfig).
+    gateway: GatewayLinkConfig | None = None
 
     @model_validator(mode="after")
     def _security(self) -> AgentConfig:
@@ -147,7 +174,15 @@ class AgentConfig(_Section):
                 "set exactly one of activation_public_key_file or activation_public_key_pem"
                 " (the operator's Ed25519 public key)"
             )
+        if self.gateway is not None and self.insecure:
+            raise ValueError("gateway needs mTLS: remove --insecure")
         return self
+
+    def control_socket(self) -> Path:
+        """The Unix socket AgentService listens on in gateway mode."""
+        if self.gateway is not None and self.gateway.control_socket is not None:
+            return self.gateway.control_socket
+        return self.data_dir / "run" / "control.sock"
 
     def activation_public_key(self) -> bytes:
         if self.activation_public_key_pem is not None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from kubernetes_asyncio import client
 
-from edgewave_api import pki, signing
+from edgewave_api import identities, pki, signing
 from edgewave_operator.kube import secrets
 
 CLIENT_VALIDITY = datetime.timedelta(days=30)
@@ -65,9 +65,8 @@ async def load(
         ca=ca,
         credentials=Credentials(
             ca_pem=ca_data.get("ca.crt", ca.cert_pem),
-            client=pki.issue(
-                ca, common_name=CLIENT_COMMON_NAME, client=True, validity=CLIENT_VALIDITY
-            ),
+            # Organization edgewave-operators: gateways admit only that role to agents.
+            client=identities.issue_operator(ca, name=CLIENT_COMMON_NAME, validity=CLIENT_VALIDITY),
         ),
         signing_key=signing.SigningKey(
             private_pem=key_data["ed25519.key"], public_pem=key_data["ed25519.pub"]

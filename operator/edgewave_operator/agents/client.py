@@ -29,6 +29,8 @@ DEFAULT_CHUNK_BYTES = 1 << 20
 MAX_MESSAGE_BYTES = 16 << 20
 # Initial metadata by which the agent accepts a push, with the offset it expects data from.
 RESUME_OFFSET_KEY = "edgewave-resume-offset"
+# Names the agent when the endpoint is an edge gateway that relays to it (edgewave_gateway).
+GATEWAY_ROUTE_KEY = "edgewave-agent"
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,13 @@ class AgentClient:
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         timeout: float = 30.0,
         name: str | None = None,
+        via_gateway: str | None = None,
     ) -> None:
+        """`via_gateway`: the endpoint is an edge gateway; relay every call to this agent."""
         self.endpoint = endpoint
+        self._route: tuple[tuple[str, str], ...] = (
+            ((GATEWAY_ROUTE_KEY, via_gateway),) if via_gateway else ()
+        )
         self.name = name or endpoint
         self._tls = tls
         self._channel = open_channel(endpoint, tls=tls)
@@ -116,19 +123,24 @@ class AgentClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def _metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        return (*interceptors.outgoing_metadata(), *self._route)
+
     def _translated(self, call: str) -> Any:
         return errors.translated(agent=self.name, call=call)
 
     async def describe(self) -> pb.DescribeResponse:
         with self._translated("Describe"):
-            return await self._stub.Describe(pb.DescribeRequest(), timeout=self.timeout)
+            return await self._stub.Describe(
+                pb.DescribeRequest(), timeout=self.timeout, metadata=self._route
+            )
 
     async def stat(self, digest: str) -> pb.StatResponse:
         with self._translated("Stat"):
             return await self._stub.Stat(
                 pb.StatRequest(digest=digest),
                 timeout=self.timeout,
-                metadata=interceptors.outgoing_metadata(),
+                metadata=self._metadata(),
             )
 
     async def push(
@@ -213,7 +225,7 @@ class AgentClient:
         """
         # Written to with call.write. The trace context goes as call metadata, not through
         # channel interceptors: grpc.aio's intercepted calls change how write() fails.
-        call = self._push_call(None, metadata=interceptors.outgoing_metadata())
+        call = self._push_call(None, metadata=self._metadata())
         try:
             await call.write(
                 pb.PushChunk(digest=artifact.digest, total_size=artifact.size, offset=offset)
@@ -276,7 +288,7 @@ class AgentClient:
             return await self._stub.Activate(
                 request,
                 timeout=deadline_seconds or max(self.timeout, 120),
-                metadata=interceptors.outgoing_metadata(),
+                metadata=self._metadata(),
             )
 
     async def rollback(self, model: str) -> pb.RollbackResponse:
@@ -284,7 +296,7 @@ class AgentClient:
             return await self._stub.Rollback(
                 pb.RollbackRequest(model=model),
                 timeout=max(self.timeout, 120),
-                metadata=interceptors.outgoing_metadata(),
+                metadata=self._metadata(),
             )
 
     async def remove(
@@ -298,13 +310,13 @@ class AgentClient:
         else:
             request.digest = digest or ""
         with self._translated("Remove"):
-            return await self._stub.Remove(request, timeout=self.timeout)
+            return await self._stub.Remove(request, timeout=self.timeout, metadata=self._route)
 
     async def remove_model(self, model: str) -> pb.RemoveResponse:
         """Stop serving `model` on the agent and delete every version (residency eviction)."""
         request = pb.RemoveRequest(model=model, all_versions=True)
         with self._translated("Remove"):
-            return await self._stub.Remove(request, timeout=self.timeout)
+            return await self._stub.Remove(request, timeout=self.timeout, metadata=self._route)
 
     async def status(self) -> pb.StatusUpdate:
         """One status snapshot."""
@@ -317,7 +329,7 @@ class AgentClient:
     ) -> AsyncIterator[pb.StatusUpdate]:
         """Status updates until the caller stops iterating (or the agent goes away)."""
         request = pb.WatchStatusRequest(interval_seconds=interval_seconds, once=once)
-        call = self._stub.WatchStatus(request)
+        call = self._stub.WatchStatus(request, metadata=self._route)
         try:
             with self._translated("WatchStatus"):
                 async for update in call:
@@ -330,7 +342,7 @@ class AgentClient:
         request = pb.BuildRequest(spec_json=spec_json, timeout_seconds=timeout_seconds)
         deadline = timeout_seconds + 60 if timeout_seconds else None
         with self._translated("Build"):
-            return await self._stub.Build(request, timeout=deadline)
+            return await self._stub.Build(request, timeout=deadline, metadata=self._route)
 
 
 async def push_to_many(

@@ -1,0 +1,87 @@
+"""Roles from certificates, metadata across the tunnel, the agent's reconnect backoff."""
+
+from __future__ import annotations
+
+import datetime
+import random
+
+import pytest
+
+from edgewave_agent.dialing import backoff_delay
+from edgewave_api import identities, pki
+from edgewave_gateway import frames
+from edgewave_proto.gateway.v1 import gateway_pb2 as gw
+
+CA = pki.new_ca("test-ca")
+
+
+def test_roles_come_from_the_organization() -> None:
+    agent = identities.identify(identities.issue_agent(CA, name="edge-1").cert_pem)
+    assert (agent.role, agent.name) == ("agent", "edge-1")
+    operator = identities.issue_operator(CA, validity=datetime.timedelta(days=1))
+    assert identities.identify(operator.cert_pem).role == "operator"
+
+
+@pytest.mark.parametrize(
+    ("pair", "match"),
+    [
+        (pki.issue(CA, common_name="edge-1", client=True), "names no single role"),
+        (
+            pki.issue(CA, common_name="x", organization="edgewave-agents", server=True),
+            "client auth",
+        ),
+        (
+            pki.issue(CA, common_name="Edge_1", organization="edgewave-agents", client=True),
+            "must be 1-253 characters",
+        ),
+    ],
+)
+def test_certificates_without_a_usable_role_are_refused(pair: pki.KeyPair, match: str) -> None:
+    with pytest.raises(identities.IdentityError, match=match):
+        identities.identify(pair.cert_pem)
+
+
+def test_garbage_is_not_a_certificate() -> None:
+    with pytest.raises(identities.IdentityError, match="not valid PEM"):
+        identities.identify(b"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+
+
+def test_transport_keys_never_cross_the_tunnel() -> None:
+    relayed = frames.to_frames(
+        [
+            ("traceparent", "00-abc-def-01"),
+            ("edgewave-agent", "edge-1"),
+            ("edgewave-caller-cert-bin", b"forged"),
+            (":authority", "x"),
+            ("grpc-timeout", "1S"),
+            ("blob-bin", b"\x00\x01"),
+        ]
+    )
+    assert [(f.key, f.value or f.binary) for f in relayed] == [
+        ("traceparent", "00-abc-def-01"),
+        ("blob-bin", b"\x00\x01"),
+    ]
+    # Whatever a sender puts in frames, the receiving side drops transport keys too.
+    forged = [
+        gw.Metadata(key="edgewave-caller-cert-bin", binary=b"x"),
+        gw.Metadata(key="a", value="b"),
+    ]
+    assert frames.from_frames(forged) == (("a", "b"),)
+
+
+def test_metadata_to_relay_is_bounded() -> None:
+    with pytest.raises(ValueError, match="metadata too large"):
+        frames.to_frames([(f"k{i}", "v") for i in range(frames.MAX_METADATA_ENTRIES + 1)])
+    with pytest.raises(ValueError, match="metadata too large"):
+        frames.to_frames([("k", "v" * (frames.MAX_METADATA_BYTES + 1))])
+
+
+def test_backoff_grows_is_jittered_and_capped() -> None:
+    rng = random.Random(0)
+    delays = [backoff_delay(n, initial=0.5, maximum=30.0, rng=rng) for n in range(12)]
+    for failures, delay in enumerate(delays):
+        step = min(30.0, 0.5 * 2**failures)
+        assert step / 2 <= delay <= step
+    assert max(delays) <= 30.0
+    assert backoff_delay(10_000, initial=0.5, maximum=30.0, rng=rng) <= 30.0
+    assert len({round(d, 6) for d in delays[-4:]}) == 4  # jittered, not all equal
