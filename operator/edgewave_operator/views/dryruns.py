@@ -86,21 +86,8 @@ def _name(rollout: modelrollout.ModelRollout) -> str:
 def rules_for(
     rollout: modelrollout.ModelRollout, policies: Iterable[residencypolicy.ResidencyPolicy]
 ) -> residency.ResidencyRules:
-    """The rollout's residency rules as the operator applies them (a missing policy allows
-    nothing: fail closed)."""
-    policy_list = list(policies)
-    rules = parsing.residency_rules(rollout, policy_list)
-    missing = parsing.missing_policy(rollout, policy_list)
-    if missing is None:
-        return rules
-    return residency.ResidencyRules(
-        rules=(
-            *rules.rules,
-            residency.ResidencyRule(
-                source=f"ResidencyPolicy/{missing} (not found)", allowed_regions=frozenset()
-            ),
-        )
-    )
+    """The rollout's residency rules as the operator applies them (`parsing.effective_rules`)."""
+    return parsing.effective_rules(rollout, policies)
 
 
 def dry_run(
