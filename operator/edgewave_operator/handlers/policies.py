@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from edgewave_api import conditions, modelrollout, residencypolicy
 from edgewave_api.errors import EdgewaveError
-from edgewave_operator.handlers.inventory import Inventory
+from edgewave_operator.agents.inventory import Inventory
 from edgewave_operator.kube import patching
 from edgewave_operator.planning import parsing, residency, views
 

@@ -18,9 +18,15 @@ from edgewave_operator.planning import gates, progress, residency, stepping, tar
 REGION_LABEL = "topology.kubernetes.io/region"
 """If an EdgeAgent carries this label, it must agree with `spec.region` (else: drift)."""
 
+
 def bare(digest: str) -> str:
     """`sha256:<hex>` or `<hex>` as `<hex>`."""
     return digest.removeprefix("sha256:")
+
+
+def prefixed(digest: str) -> str:
+    """`<hex>` or `sha256:<hex>` as `sha256:<hex>` (how the API spells digests)."""
+    return digest if digest.startswith("sha256:") else f"sha256:{digest}"
 
 
 def agent_view(

@@ -19,7 +19,7 @@ from edgewave_agent import testing
 from edgewave_compiler import cache, errors, keys, onagent, planning, samples
 from edgewave_operator.agents.artifacts import Artifact
 from edgewave_operator.agents.client import AgentClient, ClientTls
-from edgewave_operator.handlers import describing
+from edgewave_operator.agents import describing
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from edgewave_api import conditions as api_conditions
 from edgewave_api import edgeagent, modelrollout
+from edgewave_operator.planning import parsing
 from edgewave_proto.agent.v1 import agent_pb2 as pb
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -48,8 +49,7 @@ def runtime_of(backend: str) -> str:
     return BACKEND_TO_RUNTIME[modelrollout.Backend(backend)]
 
 
-def prefixed(digest: str) -> str:
-    return digest if digest.startswith("sha256:") else f"sha256:{digest}"
+prefixed = parsing.prefixed
 
 
 def _claimed(value: str, *, pattern: re.Pattern[str], invalid: str) -> str | None:

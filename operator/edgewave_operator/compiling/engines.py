@@ -18,7 +18,6 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -28,21 +27,10 @@ from edgewave_api.telemetry import spans
 from edgewave_compiler import cache, compiling, intake, keys
 from edgewave_compiler import planning as compile_planning
 from edgewave_operator import metrics as operator_metrics
-from edgewave_operator.handlers import describing
-from edgewave_operator.planning import views
+from edgewave_operator.planning import builds, parsing, views
 
 MAX_AGENT_ENGINE_ENTRIES = 16
 """Engines built on agents listed in a rollout's status (one per agent), at most."""
-
-
-@dataclass(frozen=True)
-class AgentBuilt:
-    """What an agent reported after building an engine for itself."""
-
-    digest: str
-    size_bytes: int
-    build_seconds: float
-    log: str = ""
 
 
 class AgentBuilder(Protocol):
@@ -53,38 +41,8 @@ class AgentBuilder(Protocol):
     ) -> Awaitable[AgentBuilt]: ...
 
 
-@dataclass(frozen=True)
-class Engines:
-    by_agent: Mapping[str, views.EngineRef]
-    paths: Mapping[str, Path]
-    """Engine digest (bare hex) -> file to push."""
-    statuses: tuple[modelrollout.EngineStatus, ...]
-    refused: Mapping[str, str] = field(default_factory=dict)
-    """Agent -> why no allowed backend can serve it (NoCompatibleBackend)."""
-    build_failed: Mapping[str, str] = field(default_factory=dict)
-    """Agent -> why building an engine on it failed (AgentBuildFailed)."""
-    built: int = 0
-
-
-def platform(status: edgeagent.EdgeAgentStatus) -> compile_planning.TargetPlatform:
-    return compile_planning.TargetPlatform(
-        compute_capability=status.gpu.compute_capability if status.gpu else None,
-        runtimes={runtime.name: runtime.version for runtime in status.runtimes},
-    )
-
-
-def build_request(spec: modelrollout.ModelRolloutSpec) -> compile_planning.BuildRequest:
-    build = spec.build
-    return compile_planning.BuildRequest(
-        model_sha256=spec.model.sha256,
-        backends=[keys.Backend(b.value) for b in build.backends],
-        precision=keys.Precision(build.precision.value),
-        profiles=[
-            keys.ShapeProfile(input=p.input, min=tuple(p.min), opt=tuple(p.opt), max=tuple(p.max))
-            for p in build.profiles or []
-        ],
-        workspace_bytes=build.max_workspace_mib * (1 << 20) if build.max_workspace_mib else None,
-    )
+AgentBuilt = builds.AgentBuilt
+Engines = builds.Engines
 
 
 _DISCOVER = """
@@ -154,7 +112,9 @@ class EngineBuilds:
         platforms: Mapping[str, edgeagent.EdgeAgentStatus],
     ) -> Engines:
         """The engine of every agent in `platforms` (name -> its reported status)."""
-        targets = {name: platform(status) for name, status in platforms.items()}
+        targets = {
+            name: compile_planning.platform_from_agent(status) for name, status in platforms.items()
+        }
         memo_key = (
             spec.model.model_dump_json(),
             spec.build.model_dump_json(),
@@ -163,7 +123,7 @@ class EngineBuilds:
         cached = self._memo.get(uid)
         if cached is not None and cached[0] == memo_key:
             return cached[1]
-        request = build_request(spec)
+        request = compile_planning.request_from_rollout(spec)
         if self._builders is None:
             self._builders = await discover_builders() if self._central else ()
         builders = self._builders
@@ -220,7 +180,7 @@ class EngineBuilds:
                     key=_key_name(build.key),
                     backend=backend,
                     compute_capability=build.key.compute_capability,
-                    digest=describing.prefixed(digest),
+                    digest=parsing.prefixed(digest),
                     size_bytes=record.size_bytes,
                     build_seconds=None if record.cache_hit else record.build_seconds,
                 )
@@ -245,7 +205,7 @@ class EngineBuilds:
                             key=f"{_key_name(build.key)}-{agent}"[:253],
                             backend=backend,
                             compute_capability=build.key.compute_capability,
-                            digest=describing.prefixed(digest),
+                            digest=parsing.prefixed(digest),
                             size_bytes=record.size_bytes,
                             build_seconds=record.build_seconds,
                             built_on=modelrollout.BuildLocation.AGENT,
