@@ -123,11 +123,9 @@ class EngineBuilds:
         cached = self._memo.get(uid)
         if cached is not None and cached[0] == memo_key:
             return cached[1]
-        request = compile_planning.request_from_rollout(spec)
         if self._builders is None:
             self._builders = await discover_builders() if self._central else ()
-        builders = self._builders
-        plan = compile_planning.plan_builds(targets=targets, request=request, builders=builders)
+        plan = compile_planning.plan_rollout(spec, statuses=platforms, builders=self._builders)
         refused = dict(plan.unservable)
         central = plan.central
         records = []

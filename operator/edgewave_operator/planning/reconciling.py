@@ -132,6 +132,8 @@ class Decision:
     evicting_under: tuple[str, ...] = ()
     """Policies under which agents are being evicted (for the policies' status)."""
     evictions: tuple[residency.Eviction, ...] = ()
+    waves: tuple[targeting.Wave, ...] = ()
+    targets: targeting.Targeting = field(default_factory=lambda: targeting.Targeting((), ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +284,8 @@ def decide(snapshot: Snapshot) -> Decision:
         newly_evicted=newly_evicted,
         evicting_under=scoped.rules.policies if evictions else (),
         evictions=evictions,
+        waves=waves,
+        targets=found,
     )
 
 
