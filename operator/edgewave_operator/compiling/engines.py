@@ -95,13 +95,15 @@ class EngineBuilds:
         models_dir: Path,
         metrics: operator_metrics.OperatorMetrics | None = None,
         central: bool = True,
+        builders: tuple[compile_planning.CentralBuilder, ...] | None = None,
     ) -> None:
+        """`builders`: the central builders to plan with (None: ask this host once)."""
         self._metrics = metrics
         self._central = central
         self._compiler = compiler
         self._models_dir = models_dir
         self._memo: dict[str, tuple[object, Engines]] = {}
-        self._builders: tuple[compile_planning.CentralBuilder, ...] | None = None
+        self._builders = builders
         self.agent_builder: AgentBuilder | None = None
 
     async def engines_for(
