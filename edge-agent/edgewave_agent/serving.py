@@ -29,6 +29,7 @@ from edgewave_agent.settings import AgentConfig, FaultInjection
 from edgewave_agent.store import Store, validate_digest
 from edgewave_api import signing
 from edgewave_api.telemetry import spans
+from edgewave_proto.agent.v1 import wire
 
 log = logging.getLogger(__name__)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -44,7 +45,7 @@ class _Loaded:
 @dataclass(frozen=True)
 class VersionView:
     ref: slots.VersionRef
-    state: str  # "active", "previous", "stored", "failed"
+    state: wire.VersionState
     message: str
     health: stats.Health
 
@@ -537,13 +538,13 @@ class Serving:
         versions = []
         for ref in reversed(current.held):
             if ref == current.active:
-                state = "active"
+                state = wire.VersionState.ACTIVE
             elif ref == current.previous:
-                state = "previous"
+                state = wire.VersionState.PREVIOUS
             elif current.failure(ref.version) is not None:
-                state = "failed"
+                state = wire.VersionState.FAILED
             else:
-                state = "stored"
+                state = wire.VersionState.STORED
             message = current.failure(ref.version) or ""
             health = self._window(model, ref.version).snapshot(now)
             versions.append(VersionView(ref, state, message, health))
