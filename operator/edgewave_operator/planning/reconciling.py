@@ -22,7 +22,7 @@ same decision, which is what `tests/unit/planning/test_reconciling.py` tables.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -409,3 +409,31 @@ def _evictions_due(
     """Evictions not tried within `EVICTION_RETRY`, and the attempts remembered after them."""
     due = tuple(e for e in evictions if now - attempts.get(e.agent, _EPOCH) >= EVICTION_RETRY)
     return due, {**attempts, **{e.agent: now for e in due}}
+
+
+# -- deletion ----------------------------------------------------------------------------
+
+
+def holders(*, model: str, fleet: Iterable[views.AgentView], keep: bool) -> tuple[str, ...]:
+    """Agents to remove `model` from once its rollout is deleted (none when it is kept)."""
+    if keep or not model:
+        return ()
+    return tuple(sorted(agent.name for agent in fleet if agent.versions_of(model)))
+
+
+def removal_notice(
+    *, model: str, keep: bool, annotation: str, problems: Mapping[str, str]
+) -> Notice:
+    """The Event that says what deleting the rollout did to its model on the agents."""
+    if keep:
+        return Notice(
+            type=stepping.EventType.NORMAL,
+            reason="ModelsKept",
+            message=f"kept {model} on agents ({annotation}=true)",
+        )
+    message = f"removed {model} from agents"
+    if problems:
+        first = problems[min(problems)]
+        message += f"; could not remove it from {', '.join(sorted(problems))}: {first}"
+    kind = stepping.EventType.WARNING if problems else stepping.EventType.NORMAL
+    return Notice(type=kind, reason="ModelsRemoved", message=message)

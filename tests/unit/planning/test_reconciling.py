@@ -435,3 +435,32 @@ def test_after_a_restart_progress_comes_from_the_status_and_reverts_stay_resolve
         "d-v1",
         rollbacks.Method.ACTIVATE,
     )
+
+
+# -- deleting the rollout -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("keep", "problems", "expected"),
+    [
+        (False, {}, ("ModelsRemoved", stepping.EventType.NORMAL, "removed m from agents")),
+        (
+            False,
+            {"c-1": "unreachable", "c-0": "refused"},
+            (
+                "ModelsRemoved",
+                stepping.EventType.WARNING,
+                "removed m from agents; could not remove it from c-0, c-1: refused",
+            ),
+        ),
+        (True, {}, ("ModelsKept", stepping.EventType.NORMAL, "kept m on agents (keep=true)")),
+    ],
+)
+def test_deleting_a_rollout_removes_its_model_unless_kept(
+    *, keep: bool, problems: dict[str, str], expected: tuple[str, stepping.EventType, str]
+) -> None:
+    agents = fleet(**{"c-1": agent("c-1", "eu-central")})
+    holders = reconciling.holders(model="m", fleet=agents.values(), keep=keep)
+    assert holders == (() if keep else ("c-0", "w-0"))
+    notice = reconciling.removal_notice(model="m", keep=keep, annotation="keep", problems=problems)
+    assert (notice.reason, notice.type, notice.message) == expected
