@@ -24,18 +24,9 @@ from edgewave_api.errors import EdgewaveError, PermanentError
 from edgewave_api.telemetry import spans
 from edgewave_operator.handlers.runtime import Runtime
 from edgewave_operator.kube import events, patching
-from edgewave_operator.planning import builds, reconciling, residency, stepping
+from edgewave_operator.planning import builds, reconciling, stepping
 
 log = logging.getLogger(__name__)
-
-ROLLBACK_REASONS = {
-    "LatencyTooHigh": "latency",
-    "ErrorRateTooHigh": "error_rate",
-    "ActivationFailed": "activation",
-    "ProgressDeadlineExceeded": "unreachable",
-    "InsufficientSamples": "insufficient_samples",
-}
-RESIDENCY_REASONS = frozenset(reason.value for reason in residency.Reason)
 
 
 class RolloutWorker:
@@ -145,78 +136,37 @@ class RolloutWorker:
         self, rollout: modelrollout.ModelRollout, decision: reconciling.Decision
     ) -> None:
         """Post the decision's events, log what it excluded and evicted, count it."""
-        runtime, now = self.runtime, self.runtime.clock()
-        about = events.ObjectRef(
-            kind="ModelRollout",
-            name=self.name,
-            namespace=self.namespace,
-            uid=rollout.metadata.uid or self.uid,
-        )
+        runtime, now, extra = self.runtime, self.runtime.clock(), {"rollout": self.key}
         runtime.policy_statuses.note_evictions(
             policies=decision.evicting_under,
             pairs=[(e.agent, e.model) for e in decision.evictions],
         )
-        for eviction in decision.newly_evicted:
-            runtime.metrics.residency_evicted(region=eviction.region)
-            log.warning(
-                "residency eviction: %s from %s: %s",
-                eviction.model,
-                eviction.agent,
-                eviction.violation.message,
-                extra={"rollout": self.key, "agent": eviction.agent},
-            )
         for item in decision.newly_excluded:
-            if item.reason in RESIDENCY_REASONS:
-                runtime.metrics.residency_rejected(region=item.region)
             log.info(
-                "excluded agent %s (region %s): %s",
-                item.agent,
-                item.region,
-                item.message,
-                extra={
-                    "rollout": self.key,
-                    "agent": item.agent,
-                    "region": item.region,
-                    "policy": item.source,
-                    "reason": item.reason,
-                },
-            )
+                "excluded agent %s (region %s): %s", item.agent, item.region, item.message,
+                extra={**extra, "agent": item.agent, "region": item.region,
+                       "policy": item.source, "reason": item.reason},
+            )  # fmt: skip
+        for eviction in decision.newly_evicted:
+            log.warning(
+                "residency eviction of %s from %s: %s", eviction.model, eviction.agent,
+                eviction.violation.message, extra={**extra, "agent": eviction.agent},
+            )  # fmt: skip
+        rollout_ref = events.ObjectRef(
+            kind="ModelRollout", name=self.name, namespace=self.namespace,
+            uid=rollout.metadata.uid or self.uid,
+        )  # fmt: skip
         for notice in decision.notices:
-            ref = about
-            if notice.agent is not None:
-                agent = runtime.inventory.specs.get(notice.agent)
-                if agent is None:
-                    continue
-                ref = events.agent_ref(agent)
-            else:
-                log.info("%s: %s", notice.reason, notice.message, extra={"rollout": self.key})
+            agent = runtime.inventory.specs.get(notice.agent) if notice.agent else None
+            if notice.agent is not None and agent is None:
+                continue  # the agent is gone: nothing to attach its event to
+            if agent is None:
+                log.info("%s: %s", notice.reason, notice.message, extra=extra)
             await events.post(
-                runtime.api,
-                about=ref,
-                type_=notice.type.value,
-                reason=notice.reason,
-                message=notice.message,
-                now=now,
-            )
-        self.count(decision)
-
-    def count(self, decision: reconciling.Decision) -> None:
-        metrics, step = self.runtime.metrics, decision.step
-        metrics.set_rollout_phase(rollout=self.key, phase=step.progress.phase.value)
-        for region in decision.summary.regions:
-            metrics.set_rollout_progress(
-                rollout=self.key,
-                region=region.region,
-                targets=region.totals.targets,
-                updated=region.totals.updated,
-            )
-        for event in step.events:
-            if event.reason in (stepping.Reason.WAVE_PASSED, stepping.Reason.WAVE_FAILED):
-                metrics.wave_finished(passed=event.reason == stepping.Reason.WAVE_PASSED)
-            elif event.reason == stepping.Reason.ROLLBACK_STARTED:
-                failure = step.progress.failure
-                reason = failure.reason if failure else ""
-                metrics.rolled_back(reason=ROLLBACK_REASONS.get(reason, "other"))
+                runtime.api, about=events.agent_ref(agent) if agent else rollout_ref,
+                type_=notice.type.value, reason=notice.reason, message=notice.message, now=now,
+            )  # fmt: skip
+        runtime.metrics.count_turn(rollout=self.key, decision=decision)
 
     # -- act -------------------------------------------------------------------------------
 

@@ -186,61 +186,76 @@ def compile_skipped(memory: Memory | None, *, generation: int) -> bool:
     return failure is not None and failure.generation == generation
 
 
+@dataclass(frozen=True, slots=True)
+class _Compiling:
+    """Where compiling stands this turn (step 2 of the chain)."""
+
+    condition: conditions.Condition
+    engines: builds.Engines | None
+    failure: CompileFailure | None
+    current: progress.Progress
+    step: stepping.Step | None = None
+    """Set when compiling failed: the rollout stops before any agent is touched."""
+
+
+def _compiling(
+    snapshot: Snapshot, *, memory: Memory, intent: stepping.Intent, current: progress.Progress
+) -> _Compiling:
+    generation, now = snapshot.rollout.metadata.generation or 0, snapshot.now
+    failure = memory.compile_failure
+    if snapshot.compile_error is not None and not compile_skipped(memory, generation=generation):
+        failure = CompileFailure(generation=generation, message=snapshot.compile_error)
+    if failure is not None and failure.generation == generation:
+        step = stepping.compile_failed(
+            intent=intent, current=current, message=failure.message, now=now
+        )
+        condition = _compiled(conditions.Status.FALSE, "CompileFailed", failure.message)
+        return _Compiling(condition, None, failure, current, step)
+    engines = snapshot.engines
+    if engines is None:
+        condition = _compiled(
+            conditions.Status.UNKNOWN, "WaitingForAgents", "no target answered yet"
+        )
+        return _Compiling(condition, None, failure, current)
+    condition = _compiled(conditions.Status.TRUE, "EnginesReady", _engines_message(engines))
+    return _Compiling(condition, engines, None, stepping.compile_recovered(current))
+
+
 def decide(snapshot: Snapshot) -> Decision:
     """The turn's decision (see the module docstring for the chain)."""
     rollout, now = snapshot.rollout, snapshot.now
-    generation = rollout.metadata.generation or 0
     memory = snapshot.memory or Memory(progress=parsing.progress_of(rollout.status, now=now))
-    current = _with_outcomes(memory.progress, snapshot.outcomes)
     scoped = scope(rollout, fleet=snapshot.fleet, policies=snapshot.policies)
     intent = scoped.intent
     evictions = residency.evictions(model=intent.model, rules=scoped.rules, fleet=snapshot.fleet)
-    engines = snapshot.engines
-    compile_failure = memory.compile_failure
-    step: stepping.Step | None = None
-    if compile_skipped(memory, generation=generation) and compile_failure is not None:
-        compiled = _compiled(conditions.Status.FALSE, "CompileFailed", compile_failure.message)
-        step = stepping.compile_failed(
-            intent=intent, current=current, message=compile_failure.message, now=now
-        )
-        engines = None
-    elif snapshot.compile_error is not None:
-        compile_failure = CompileFailure(generation=generation, message=snapshot.compile_error)
-        compiled = _compiled(conditions.Status.FALSE, "CompileFailed", snapshot.compile_error)
-        step = stepping.compile_failed(
-            intent=intent, current=current, message=snapshot.compile_error, now=now
-        )
-        engines = None
-    elif engines is not None:
-        compile_failure = None
-        current = stepping.compile_recovered(current)
-        compiled = _compiled(conditions.Status.TRUE, "EnginesReady", _engines_message(engines))
-    else:
-        compiled = _compiled(
-            conditions.Status.UNKNOWN, "WaitingForAgents", "no target answered yet"
-        )
+    compiling = _compiling(
+        snapshot,
+        memory=memory,
+        intent=intent,
+        current=_with_outcomes(memory.progress, snapshot.outcomes),
+    )
+    engines = compiling.engines
     by_agent: Mapping[str, views.EngineRef] = engines.by_agent if engines else {}
     found = exclude_unbuildable(scoped.targeting, engines)
     waves, found = targeting.assign_waves(waves=parsing.wave_specs(rollout), targeting=found)
-    if step is None:
-        step = stepping.next_step(
-            intent=intent,
-            waves=waves,
-            engines=by_agent,
-            current=current,
-            now=now,
-            observation=snapshot.outcomes.observation,
-        )
+    step = compiling.step or stepping.next_step(
+        intent=intent,
+        waves=waves,
+        engines=by_agent,
+        current=compiling.current,
+        now=now,
+        observation=snapshot.outcomes.observation,
+    )
     summary = summaries.summarize(
         intent=intent, waves=waves, targets=found, engines=by_agent, current=step.progress
     )
     status = rendering.rollout_status(
-        generation=generation,
+        generation=rollout.metadata.generation or 0,
         current=step.progress,
         summary=summary,
         targets=found,
         evictions=evictions,
-        compiled=compiled,
+        compiled=compiling.condition,
         engines=engines.statuses if engines else (),
         previous=rollout.status,
         now=now,
@@ -252,10 +267,6 @@ def decide(snapshot: Snapshot) -> Decision:
         found.excluded, reported=memory.exclusions_reported
     )
     due, attempts = _evictions_due(evictions, attempts=memory.eviction_attempts, now=now)
-    actions: tuple[Action, ...] = step.actions + ((EvictBatch(evictions=due),) if due else ())
-    wake_at = step.wake_at
-    if evictions:
-        wake_at = min(wake_at or now + EVICTION_RETRY, now + EVICTION_RETRY)
     return Decision(
         status=status,
         step=step,
@@ -266,19 +277,19 @@ def decide(snapshot: Snapshot) -> Decision:
             *eviction_notices,
             *exclusion_notices,
         ),
-        actions=actions,
+        actions=step.actions + ((EvictBatch(evictions=due),) if due else ()),
         eligibility=targeting.Eligibility(
             rules=scoped.rules, model=intent.model, version=intent.version
         ),
         paths=engines.paths if engines else {},
         memory=Memory(
             progress=step.progress,
-            compile_failure=compile_failure,
+            compile_failure=compiling.failure,
             evictions_reported=evictions_reported,
             exclusions_reported=exclusions_reported,
             eviction_attempts=attempts,
         ),
-        wake_at=wake_at,
+        wake_at=_wake_at(step, evicting=bool(evictions), now=now),
         again=bool(step.actions),
         newly_excluded=newly_excluded,
         newly_evicted=newly_evicted,
@@ -287,6 +298,16 @@ def decide(snapshot: Snapshot) -> Decision:
         waves=waves,
         targets=found,
     )
+
+
+def _wake_at(
+    step: stepping.Step, *, evicting: bool, now: datetime.datetime
+) -> datetime.datetime | None:
+    """When to look again: the step's wait, sooner while an eviction may need a retry."""
+    if not evicting:
+        return step.wake_at
+    retry = now + EVICTION_RETRY
+    return min(step.wake_at, retry) if step.wake_at is not None else retry
 
 
 def _with_outcomes(current: progress.Progress, outcomes: Outcomes) -> progress.Progress:
