@@ -18,6 +18,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -87,6 +88,17 @@ def _key_name(key: keys.BuildKey) -> str:
     return f"{key.backend.value.lower()}-{target}-{key.precision.value.lower()}-{key.digest()[:12]}"
 
 
+@dataclass
+class _Found:
+    """What the builds of one `engines_for` call produced so far."""
+
+    by_agent: dict[str, views.EngineRef] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
+    statuses: list[modelrollout.EngineStatus] = field(default_factory=list)
+    build_failed: dict[str, str] = field(default_factory=dict)
+    built: int = 0
+
+
 class EngineBuilds:
     def __init__(
         self,
@@ -128,54 +140,73 @@ class EngineBuilds:
         if self._builders is None:
             self._builders = await discover_builders() if self._central else ()
         plan = compile_planning.plan_rollout(spec, statuses=platforms, builders=self._builders)
-        refused = dict(plan.unservable)
-        central = plan.central
-        records = []
         model_path = self._models_dir
-        if central or plan.on_agents:
+        if plan.builds:
             model_path = await asyncio.to_thread(
                 intake.fetch,
                 spec.model.uri,
                 sha256=spec.model.sha256,
                 dest_dir=self._models_dir,
             )
-        if central:
+        found = _Found()
+        await self._build_central(
+            plan.central, spec=spec, uid=uid, model_path=model_path, into=found
+        )
+        await self._build_on_agents(
+            plan.on_agents, model_path=model_path, into=found,
+            room=len(plan.central) + MAX_AGENT_ENGINE_ENTRIES,
+        )  # fmt: skip
+        engines = Engines(
+            by_agent=found.by_agent,
+            paths=found.paths,
+            statuses=tuple(sorted(found.statuses, key=lambda s: s.key)),
+            refused=dict(plan.unservable),
+            build_failed=found.build_failed,
+            built=found.built,
+        )
+        self._memo[uid] = (memo_key, engines)
+        return engines
 
-            async def ensure(build: compile_planning.PlannedBuild) -> cache.EngineRecord:
-                with spans.compile(
-                    model=spec.model.name,
-                    version=spec.model.version,
-                    backend=build.key.backend.value,
-                    compute_capability=build.key.compute_capability,
-                ):
-                    record = await self._compiler.ensure_engine(
-                        build.key, model_path, rollout_uid=uid
-                    )
-                    spans.annotate(cache_hit=record.cache_hit)
-                    return record
+    async def _build_central(
+        self,
+        central: tuple[compile_planning.PlannedBuild, ...],
+        *,
+        spec: modelrollout.ModelRolloutSpec,
+        uid: str,
+        model_path: Path,
+        into: _Found,
+    ) -> None:
+        """Build (or find in the cache) each central engine once, concurrently."""
 
-            records = await asyncio.gather(*(ensure(build) for build in central))
-        by_agent: dict[str, views.EngineRef] = {}
-        paths: dict[str, Path] = {}
-        statuses: list[modelrollout.EngineStatus] = []
-        built = 0
+        async def ensure(build: compile_planning.PlannedBuild) -> cache.EngineRecord:
+            with spans.compile(
+                model=spec.model.name,
+                version=spec.model.version,
+                backend=build.key.backend.value,
+                compute_capability=build.key.compute_capability,
+            ):
+                record = await self._compiler.ensure_engine(build.key, model_path, rollout_uid=uid)
+                spans.annotate(cache_hit=record.cache_hit)
+                return record
+
+        records = await asyncio.gather(*(ensure(build) for build in central))
         for build, record in zip(central, records, strict=True):
             digest = record.engine_digest.removeprefix("sha256:")
             if record.engine_path is not None:
-                paths[digest] = record.engine_path
+                into.paths[digest] = record.engine_path
             backend = modelrollout.Backend(build.key.backend.value)
             for agent in build.agents:
-                by_agent[agent] = views.EngineRef(
+                into.by_agent[agent] = views.EngineRef(
                     digest=digest, backend=backend.value, size=record.size_bytes
                 )
-            built += 0 if record.cache_hit else 1
+            into.built += 0 if record.cache_hit else 1
             if self._metrics is not None:
                 self._metrics.compile_finished(
                     backend=backend.value,
                     cache_hit=record.cache_hit,
                     seconds=None if record.cache_hit else record.build_seconds,
                 )
-            statuses.append(
+            into.statuses.append(
                 modelrollout.EngineStatus(
                     key=_key_name(build.key),
                     backend=backend,
@@ -185,22 +216,31 @@ class EngineBuilds:
                     build_seconds=None if record.cache_hit else record.build_seconds,
                 )
             )
-        build_failed: dict[str, str] = {}
-        for build in plan.on_agents:
+
+    async def _build_on_agents(
+        self,
+        on_agents: tuple[compile_planning.PlannedBuild, ...],
+        *,
+        model_path: Path,
+        into: _Found,
+        room: int,
+    ) -> None:
+        """Have each agent build its own engine, one after the other; `room`: most statuses."""
+        for build in on_agents:
             for agent in build.agents:
                 try:
                     record = await self._on_agent(build.key, agent=agent, model_path=model_path)
                 except PermanentError as error:
-                    build_failed[agent] = str(error)
+                    into.build_failed[agent] = str(error)
                     continue
-                built += 0 if record.cache_hit else 1
+                into.built += 0 if record.cache_hit else 1
                 digest = record.engine_digest.removeprefix("sha256:")
                 backend = modelrollout.Backend(build.key.backend.value)
-                by_agent[agent] = views.EngineRef(
+                into.by_agent[agent] = views.EngineRef(
                     digest=digest, backend=backend.value, size=record.size_bytes, local=True
                 )
-                if len(statuses) < len(central) + MAX_AGENT_ENGINE_ENTRIES:
-                    statuses.append(
+                if len(into.statuses) < room:
+                    into.statuses.append(
                         modelrollout.EngineStatus(
                             key=f"{_key_name(build.key)}-{agent}"[:253],
                             backend=backend,
@@ -212,16 +252,6 @@ class EngineBuilds:
                             agent=agent,
                         )
                     )
-        engines = Engines(
-            by_agent=by_agent,
-            paths=paths,
-            statuses=tuple(sorted(statuses, key=lambda s: s.key)),
-            refused=refused,
-            build_failed=build_failed,
-            built=built,
-        )
-        self._memo[uid] = (memo_key, engines)
-        return engines
 
     async def _on_agent(
         self, key: keys.BuildKey, *, agent: str, model_path: Path
