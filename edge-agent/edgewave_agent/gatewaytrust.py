@@ -16,7 +16,9 @@ from typing import Any
 
 import grpc
 
-CALLER_CERT_KEY = "edgewave-caller-cert-bin"
+from edgewave_proto.agent.v1 import wire
+
+CALLER_CERT_KEY = wire.CALLER_CERT_KEY
 Context = grpc.aio.ServicerContext[Any, Any]
 
 

@@ -19,6 +19,7 @@ import grpc
 import grpc.aio
 
 from edgewave_agent import gatewaytrust
+from edgewave_proto.agent.v1 import wire
 from edgewave_proto.gateway.v1 import gateway_pb2 as gw
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ ALLOWED_PREFIX = "/edgewave.agent.v1.AgentService/"
 CLOSE_WAIT_SECONDS = 30.0
 # Tunnelled calls one agent runs at once; more are answered RESOURCE_EXHAUSTED.
 MAX_CALLS = 512
-_TRANSPORT_KEYS = frozenset({"edgewave-agent", gatewaytrust.CALLER_CERT_KEY, "user-agent"})
+_TRANSPORT_KEYS = frozenset({wire.GATEWAY_ROUTE_KEY, gatewaytrust.CALLER_CERT_KEY, "user-agent"})
 
 
 def _frames(pairs: Any) -> list[gw.Metadata]:

@@ -17,11 +17,11 @@ from typing import Any
 import grpc
 
 from edgewave_proto.agent.v1 import agent_pb2 as pb
-from edgewave_proto.agent.v1 import pushwire
+from edgewave_proto.agent.v1 import pushwire, wire
 from edgewave_proto.gateway.v1 import gateway_pb2 as gw
 from edgewave_proto.gateway.v1 import gateway_pb2_grpc
 
-RESUME_OFFSET_KEY = "edgewave-resume-offset"
+RESUME_OFFSET_KEY = wire.RESUME_OFFSET_KEY
 PUSH_ENGINE_METHOD = "/edgewave.gateway.v1.GatewayService/PushEngine"
 DEFAULT_CHUNK_BYTES = 1 << 20
 MAX_MESSAGE_BYTES = 16 << 20

@@ -19,12 +19,12 @@ from edgewave_api import identities
 from edgewave_gateway import cache, calls, errors, frames, sessions
 from edgewave_gateway.settings import GatewayConfig
 from edgewave_proto.agent.v1 import agent_pb2 as pb
-from edgewave_proto.agent.v1 import pushwire
+from edgewave_proto.agent.v1 import pushwire, wire
 from edgewave_proto.gateway.v1 import gateway_pb2 as gw
 
 STAT_METHOD = "/edgewave.agent.v1.AgentService/Stat"
 PUSH_METHOD = "/edgewave.agent.v1.AgentService/Push"
-RESUME_OFFSET_KEY = "edgewave-resume-offset"
+RESUME_OFFSET_KEY = wire.RESUME_OFFSET_KEY
 DEFAULT_CHUNK_BYTES = 1 << 20
 MIN_CHUNK_BYTES = 4 << 10
 # A progress message at most this often (in bytes sent), and after the last chunk.

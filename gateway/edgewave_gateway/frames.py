@@ -12,13 +12,14 @@ from collections.abc import Iterable, Sequence
 
 import grpc
 
+from edgewave_proto.agent.v1 import wire
 from edgewave_proto.gateway.v1 import gateway_pb2 as gw
 
 # Names the agent a relayed AgentService call is for.
-AGENT_KEY = "edgewave-agent"
+AGENT_KEY = wire.GATEWAY_ROUTE_KEY
 # The caller's certificate (PEM) as the gateway verified it; trusted by the agent only on its
 # local control socket.
-CALLER_CERT_KEY = "edgewave-caller-cert-bin"
+CALLER_CERT_KEY = wire.CALLER_CERT_KEY
 _NOT_RELAYED = frozenset({AGENT_KEY, CALLER_CERT_KEY, "user-agent", "te", "content-type"})
 MAX_METADATA_ENTRIES = 64
 MAX_METADATA_BYTES = 16 << 10

@@ -16,12 +16,12 @@ import grpc
 from edgewave_gateway import cache, delivering, errors, peers, sessions
 from edgewave_gateway.settings import GatewayConfig
 from edgewave_proto.agent.v1 import agent_pb2 as pb
-from edgewave_proto.agent.v1 import pushwire
+from edgewave_proto.agent.v1 import pushwire, wire
 from edgewave_proto.gateway.v1 import gateway_pb2 as gw
 from edgewave_proto.gateway.v1 import gateway_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
-RESUME_OFFSET_KEY = "edgewave-resume-offset"
+RESUME_OFFSET_KEY = wire.RESUME_OFFSET_KEY
 
 
 def _session_info(session: sessions.Session) -> gw.SessionInfo:
@@ -41,7 +41,7 @@ async def abort_with(context: Context, error: errors.CacheError) -> None:
     """The one place a cache or delivery error becomes a gRPC status."""
     trailing: tuple[tuple[str, str], ...] = ()
     if error.expected_offset is not None:
-        trailing = (("edgewave-expected-offset", str(error.expected_offset)),)
+        trailing = ((wire.EXPECTED_OFFSET_KEY, str(error.expected_offset)),)
     await context.abort(grpc.StatusCode[error.status], str(error), trailing)
 
 

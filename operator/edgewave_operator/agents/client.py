@@ -22,15 +22,15 @@ from edgewave_api.telemetry import interceptors, spans
 from edgewave_operator.agents import errors
 from edgewave_operator.agents.artifacts import Artifact
 from edgewave_proto.agent.v1 import agent_pb2 as pb
-from edgewave_proto.agent.v1 import agent_pb2_grpc
+from edgewave_proto.agent.v1 import agent_pb2_grpc, wire
 
 # Chosen by bench/push_throughput.py's sweep: the largest chunks gain little past 1 MiB.
 DEFAULT_CHUNK_BYTES = 1 << 20
 MAX_MESSAGE_BYTES = 16 << 20
 # Initial metadata by which the agent accepts a push, with the offset it expects data from.
-RESUME_OFFSET_KEY = "edgewave-resume-offset"
+RESUME_OFFSET_KEY = wire.RESUME_OFFSET_KEY
 # Names the agent when the endpoint is an edge gateway that relays to it (edgewave_gateway).
-GATEWAY_ROUTE_KEY = "edgewave-agent"
+GATEWAY_ROUTE_KEY = wire.GATEWAY_ROUTE_KEY
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,13 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from edgewave_api import edgeagent
 
-class ModelState(StrEnum):
-    """What an agent says about one version of a model it holds."""
-
-    ACTIVE = "Active"  # serving
-    STANDBY = "Standby"  # on disk or loaded, not serving (a rollback target)
-    LOADING = "Loading"
-    FAILED = "Failed"  # the last activation of this version failed
+ModelState = edgeagent.HeldModelState
+"""What an agent says about one version of a model it holds: the API's vocabulary, so the
+planner, the EdgeAgent status and the wire mapping (`agents.describing`) share one set of
+states. `Standby` is loaded and instantly restorable; `Staged` is only on disk."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,21 +28,10 @@ from edgewave_api.telemetry import spans
 from edgewave_compiler import cache, compiling, intake, keys
 from edgewave_compiler import planning as compile_planning
 from edgewave_operator import metrics as operator_metrics
-from edgewave_operator.handlers import describing
-from edgewave_operator.planning import views
+from edgewave_operator.planning import builds, parsing, views
 
 MAX_AGENT_ENGINE_ENTRIES = 16
 """Engines built on agents listed in a rollout's status (one per agent), at most."""
-
-
-@dataclass(frozen=True)
-class AgentBuilt:
-    """What an agent reported after building an engine for itself."""
-
-    digest: str
-    size_bytes: int
-    build_seconds: float
-    log: str = ""
 
 
 class AgentBuilder(Protocol):
@@ -53,38 +42,8 @@ class AgentBuilder(Protocol):
     ) -> Awaitable[AgentBuilt]: ...
 
 
-@dataclass(frozen=True)
-class Engines:
-    by_agent: Mapping[str, views.EngineRef]
-    paths: Mapping[str, Path]
-    """Engine digest (bare hex) -> file to push."""
-    statuses: tuple[modelrollout.EngineStatus, ...]
-    refused: Mapping[str, str] = field(default_factory=dict)
-    """Agent -> why no allowed backend can serve it (NoCompatibleBackend)."""
-    build_failed: Mapping[str, str] = field(default_factory=dict)
-    """Agent -> why building an engine on it failed (AgentBuildFailed)."""
-    built: int = 0
-
-
-def platform(status: edgeagent.EdgeAgentStatus) -> compile_planning.TargetPlatform:
-    return compile_planning.TargetPlatform(
-        compute_capability=status.gpu.compute_capability if status.gpu else None,
-        runtimes={runtime.name: runtime.version for runtime in status.runtimes},
-    )
-
-
-def build_request(spec: modelrollout.ModelRolloutSpec) -> compile_planning.BuildRequest:
-    build = spec.build
-    return compile_planning.BuildRequest(
-        model_sha256=spec.model.sha256,
-        backends=[keys.Backend(b.value) for b in build.backends],
-        precision=keys.Precision(build.precision.value),
-        profiles=[
-            keys.ShapeProfile(input=p.input, min=tuple(p.min), opt=tuple(p.opt), max=tuple(p.max))
-            for p in build.profiles or []
-        ],
-        workspace_bytes=build.max_workspace_mib * (1 << 20) if build.max_workspace_mib else None,
-    )
+AgentBuilt = builds.AgentBuilt
+Engines = builds.Engines
 
 
 _DISCOVER = """
@@ -129,6 +88,17 @@ def _key_name(key: keys.BuildKey) -> str:
     return f"{key.backend.value.lower()}-{target}-{key.precision.value.lower()}-{key.digest()[:12]}"
 
 
+@dataclass
+class _Found:
+    """What the builds of one `engines_for` call produced so far."""
+
+    by_agent: dict[str, views.EngineRef] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
+    statuses: list[modelrollout.EngineStatus] = field(default_factory=list)
+    build_failed: dict[str, str] = field(default_factory=dict)
+    built: int = 0
+
+
 class EngineBuilds:
     def __init__(
         self,
@@ -137,13 +107,15 @@ class EngineBuilds:
         models_dir: Path,
         metrics: operator_metrics.OperatorMetrics | None = None,
         central: bool = True,
+        builders: tuple[compile_planning.CentralBuilder, ...] | None = None,
     ) -> None:
+        """`builders`: the central builders to plan with (None: ask this host once)."""
         self._metrics = metrics
         self._central = central
         self._compiler = compiler
         self._models_dir = models_dir
         self._memo: dict[str, tuple[object, Engines]] = {}
-        self._builders: tuple[compile_planning.CentralBuilder, ...] | None = None
+        self._builders = builders
         self.agent_builder: AgentBuilder | None = None
 
     async def engines_for(
@@ -154,7 +126,9 @@ class EngineBuilds:
         platforms: Mapping[str, edgeagent.EdgeAgentStatus],
     ) -> Engines:
         """The engine of every agent in `platforms` (name -> its reported status)."""
-        targets = {name: platform(status) for name, status in platforms.items()}
+        targets = {
+            name: compile_planning.platform_from_agent(status) for name, status in platforms.items()
+        }
         memo_key = (
             spec.model.model_dump_json(),
             spec.build.model_dump_json(),
@@ -163,105 +137,121 @@ class EngineBuilds:
         cached = self._memo.get(uid)
         if cached is not None and cached[0] == memo_key:
             return cached[1]
-        request = build_request(spec)
         if self._builders is None:
             self._builders = await discover_builders() if self._central else ()
-        builders = self._builders
-        plan = compile_planning.plan_builds(targets=targets, request=request, builders=builders)
-        refused = dict(plan.unservable)
-        central = plan.central
-        records = []
+        plan = compile_planning.plan_rollout(spec, statuses=platforms, builders=self._builders)
         model_path = self._models_dir
-        if central or plan.on_agents:
+        if plan.builds:
             model_path = await asyncio.to_thread(
                 intake.fetch,
                 spec.model.uri,
                 sha256=spec.model.sha256,
                 dest_dir=self._models_dir,
             )
-        if central:
+        found = _Found()
+        await self._build_central(
+            plan.central, spec=spec, uid=uid, model_path=model_path, into=found
+        )
+        await self._build_on_agents(
+            plan.on_agents, model_path=model_path, into=found,
+            room=len(plan.central) + MAX_AGENT_ENGINE_ENTRIES,
+        )  # fmt: skip
+        engines = Engines(
+            by_agent=found.by_agent,
+            paths=found.paths,
+            statuses=tuple(sorted(found.statuses, key=lambda s: s.key)),
+            refused=dict(plan.unservable),
+            build_failed=found.build_failed,
+            built=found.built,
+        )
+        self._memo[uid] = (memo_key, engines)
+        return engines
 
-            async def ensure(build: compile_planning.PlannedBuild) -> cache.EngineRecord:
-                with spans.compile(
-                    model=spec.model.name,
-                    version=spec.model.version,
-                    backend=build.key.backend.value,
-                    compute_capability=build.key.compute_capability,
-                ):
-                    record = await self._compiler.ensure_engine(
-                        build.key, model_path, rollout_uid=uid
-                    )
-                    spans.annotate(cache_hit=record.cache_hit)
-                    return record
+    async def _build_central(
+        self,
+        central: tuple[compile_planning.PlannedBuild, ...],
+        *,
+        spec: modelrollout.ModelRolloutSpec,
+        uid: str,
+        model_path: Path,
+        into: _Found,
+    ) -> None:
+        """Build (or find in the cache) each central engine once, concurrently."""
 
-            records = await asyncio.gather(*(ensure(build) for build in central))
-        by_agent: dict[str, views.EngineRef] = {}
-        paths: dict[str, Path] = {}
-        statuses: list[modelrollout.EngineStatus] = []
-        built = 0
+        async def ensure(build: compile_planning.PlannedBuild) -> cache.EngineRecord:
+            with spans.compile(
+                model=spec.model.name,
+                version=spec.model.version,
+                backend=build.key.backend.value,
+                compute_capability=build.key.compute_capability,
+            ):
+                record = await self._compiler.ensure_engine(build.key, model_path, rollout_uid=uid)
+                spans.annotate(cache_hit=record.cache_hit)
+                return record
+
+        records = await asyncio.gather(*(ensure(build) for build in central))
         for build, record in zip(central, records, strict=True):
             digest = record.engine_digest.removeprefix("sha256:")
             if record.engine_path is not None:
-                paths[digest] = record.engine_path
+                into.paths[digest] = record.engine_path
             backend = modelrollout.Backend(build.key.backend.value)
             for agent in build.agents:
-                by_agent[agent] = views.EngineRef(
+                into.by_agent[agent] = views.EngineRef(
                     digest=digest, backend=backend.value, size=record.size_bytes
                 )
-            built += 0 if record.cache_hit else 1
+            into.built += 0 if record.cache_hit else 1
             if self._metrics is not None:
                 self._metrics.compile_finished(
                     backend=backend.value,
                     cache_hit=record.cache_hit,
                     seconds=None if record.cache_hit else record.build_seconds,
                 )
-            statuses.append(
+            into.statuses.append(
                 modelrollout.EngineStatus(
                     key=_key_name(build.key),
                     backend=backend,
                     compute_capability=build.key.compute_capability,
-                    digest=describing.prefixed(digest),
+                    digest=parsing.prefixed(digest),
                     size_bytes=record.size_bytes,
                     build_seconds=None if record.cache_hit else record.build_seconds,
                 )
             )
-        build_failed: dict[str, str] = {}
-        for build in plan.on_agents:
+
+    async def _build_on_agents(
+        self,
+        on_agents: tuple[compile_planning.PlannedBuild, ...],
+        *,
+        model_path: Path,
+        into: _Found,
+        room: int,
+    ) -> None:
+        """Have each agent build its own engine, one after the other; `room`: most statuses."""
+        for build in on_agents:
             for agent in build.agents:
                 try:
                     record = await self._on_agent(build.key, agent=agent, model_path=model_path)
                 except PermanentError as error:
-                    build_failed[agent] = str(error)
+                    into.build_failed[agent] = str(error)
                     continue
-                built += 0 if record.cache_hit else 1
+                into.built += 0 if record.cache_hit else 1
                 digest = record.engine_digest.removeprefix("sha256:")
                 backend = modelrollout.Backend(build.key.backend.value)
-                by_agent[agent] = views.EngineRef(
+                into.by_agent[agent] = views.EngineRef(
                     digest=digest, backend=backend.value, size=record.size_bytes, local=True
                 )
-                if len(statuses) < len(central) + MAX_AGENT_ENGINE_ENTRIES:
-                    statuses.append(
+                if len(into.statuses) < room:
+                    into.statuses.append(
                         modelrollout.EngineStatus(
                             key=f"{_key_name(build.key)}-{agent}"[:253],
                             backend=backend,
                             compute_capability=build.key.compute_capability,
-                            digest=describing.prefixed(digest),
+                            digest=parsing.prefixed(digest),
                             size_bytes=record.size_bytes,
                             build_seconds=record.build_seconds,
                             built_on=modelrollout.BuildLocation.AGENT,
                             agent=agent,
                         )
                     )
-        engines = Engines(
-            by_agent=by_agent,
-            paths=paths,
-            statuses=tuple(sorted(statuses, key=lambda s: s.key)),
-            refused=refused,
-            build_failed=build_failed,
-            built=built,
-        )
-        self._memo[uid] = (memo_key, engines)
-        return engines
 
     async def _on_agent(
         self, key: keys.BuildKey, *, agent: str, model_path: Path

@@ -7,6 +7,10 @@ crash resumes where the agent's verified bytes end and an artifact already store
 sent again. One artifact file is memory-mapped once and shared by all concurrent pushes.
 Temporary agent errors are left to the next plan (the agent shows as unreachable or
 pending); permanent ones (a refused activation, a failed probe) are returned as failures.
+
+Every action arrives fully decided (`planning.reconciling`): an update carries its engine,
+a revert its version, digest, backend and method. Nothing here decides again; agents are
+reached only through `links.Links`, so how the operator reaches them can change alone.
 """
 
 from __future__ import annotations
@@ -23,11 +27,8 @@ from edgewave_api import edgeagent
 from edgewave_api.errors import EdgewaveError, PermanentError
 from edgewave_compiler import keys
 from edgewave_operator import metrics as operator_metrics
-from edgewave_operator.agents import artifacts
-from edgewave_operator.agents import client as agent_client
-from edgewave_operator.handlers import compiling, describing
-from edgewave_operator.handlers.inventory import Inventory
-from edgewave_operator.planning import gates, parsing, residency, rollbacks, stepping, views
+from edgewave_operator.agents import artifacts, describing, links
+from edgewave_operator.planning import builds, gates, residency, rollbacks, stepping, views
 from edgewave_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,12 @@ class Executor:
     def __init__(
         self,
         *,
-        inventory: Inventory,
+        links: links.Links,
         settings: OperatorSettings,
         metrics: operator_metrics.OperatorMetrics | None = None,
     ) -> None:
         self._metrics = metrics
-        self._inventory = inventory
+        self._links = links
         self._settings = settings
         self._limit = asyncio.Semaphore(settings.push_concurrency)
         self._artifacts: dict[str, artifacts.Artifact] = {}
@@ -93,10 +94,9 @@ class Executor:
             path = paths.get(engine.digest)
             if path is None and not engine.local:
                 return agent, f"engine {engine.digest[:12]} is not available to push"
-            spec = self._inventory.specs.get(agent)
-            region = spec.spec.region if spec else ""
+            region = self._links.region_of(agent)
             try:
-                client = await self._inventory.client(agent)
+                client = await self._links.link(agent)
                 await self._deliver(client, agent=agent, engine=engine, path=path, region=region)
                 await client.activate(
                     model=update.model,
@@ -113,12 +113,12 @@ class Executor:
                 return agent, None
             finally:
                 with contextlib.suppress(EdgewaveError):
-                    await self._inventory.refresh(agent)
+                    await self._links.refresh(agent)
             return agent, None
 
     async def _deliver(
         self,
-        client: agent_client.AgentClient,
+        client: links.Link,
         *,
         agent: str,
         engine: views.EngineRef,
@@ -156,17 +156,17 @@ class Executor:
 
     async def build_on_agent(
         self, agent: str, *, key: keys.BuildKey, model_path: Path
-    ) -> compiling.AgentBuilt:
+    ) -> builds.AgentBuilt:
         """Push the ONNX model to `agent` and have it build `key` with its own toolchain."""
         async with self._limit:
-            client = await self._inventory.client(agent)
+            client = await self._links.link(agent)
             size = (await asyncio.to_thread(model_path.stat)).st_size
             with artifacts.Artifact(path=model_path, digest=key.model_sha256, size=size) as model:
                 await client.push(model)
             reply = await client.build(
                 key.canonical_json(), timeout_seconds=self._settings.activate_timeout_seconds
             )
-        return compiling.AgentBuilt(
+        return builds.AgentBuilt(
             digest=reply.engine_digest,
             size_bytes=reply.size_bytes,
             build_seconds=reply.build_seconds,
@@ -191,7 +191,7 @@ class Executor:
         async def sample(agent: str) -> gates.HealthSample:
             async with self._limit:
                 try:
-                    client = await self._inventory.client(agent)
+                    client = await self._links.link(agent)
                     update = await client.status()
                 except EdgewaveError as error:
                     log.info("no health from %s: %s", agent, error, extra={"agent": agent})
@@ -222,21 +222,19 @@ class Executor:
         return {agent: why for agent, why in results if why is not None}
 
     async def _revert_one(self, revert: rollbacks.Revert) -> tuple[str, str | None]:
+        """Carry out `revert` as decided (never from what is known live, which may be nothing)."""
         agent = revert.agent
         async with self._limit:
-            live = self._inventory.live.get(agent)
-            held = {m.version: m for m in (live.models if live else []) if m.name == revert.model}
-            target = held.get(revert.to_version) if revert.to_version else None
             try:
-                client = await self._inventory.client(agent)
-                if target is not None and target.state is edgeagent.HeldModelState.STANDBY:
+                client = await self._links.link(agent)
+                if revert.method is rollbacks.Method.RESTORE:
                     await client.rollback(revert.model)
-                elif target is not None:
+                elif revert.method is rollbacks.Method.ACTIVATE and revert.to_version:
                     await client.activate(
                         model=revert.model,
-                        version=target.version,
-                        digest=parsing.bare(target.digest),
-                        backend=describing.runtime_of(target.backend.value),
+                        version=revert.to_version,
+                        digest=revert.digest,
+                        backend=describing.runtime_of(revert.backend),
                         deadline_seconds=self._settings.activate_timeout_seconds,
                     )
                 else:
@@ -247,7 +245,7 @@ class Executor:
                 return agent, str(error)
             finally:
                 with contextlib.suppress(EdgewaveError):
-                    await self._inventory.refresh(agent)
+                    await self._links.refresh(agent)
             return agent, None
 
     # -- evict -------------------------------------------------------------------------
@@ -270,8 +268,7 @@ class Executor:
         the rest.
         """
         async with self._limit:
-            live = self._inventory.live.get(agent)
-            held = [m for m in (live.models if live else []) if m.name == model]
+            held = self._links.held(agent, model)
             serving = {
                 edgeagent.HeldModelState.ACTIVE,
                 edgeagent.HeldModelState.STANDBY,
@@ -279,7 +276,7 @@ class Executor:
             }
             problem: EdgewaveError | None = None
             try:
-                client = await self._inventory.client(agent)
+                client = await self._links.link(agent)
                 for version in held:
                     if version.state not in serving:
                         await client.remove(model, version=version.version)
@@ -290,5 +287,5 @@ class Executor:
                 problem = error
             finally:
                 with contextlib.suppress(EdgewaveError):
-                    await self._inventory.refresh(agent)
+                    await self._links.refresh(agent)
             return problem

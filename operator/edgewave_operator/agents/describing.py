@@ -13,7 +13,9 @@ from collections.abc import Iterable
 
 from edgewave_api import conditions as api_conditions
 from edgewave_api import edgeagent, modelrollout
+from edgewave_operator.planning import parsing
 from edgewave_proto.agent.v1 import agent_pb2 as pb
+from edgewave_proto.agent.v1 import wire
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _JURISDICTION = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
@@ -28,11 +30,12 @@ RUNTIME_TO_BACKEND = {
 BACKEND_TO_RUNTIME = {backend: name for name, backend in RUNTIME_TO_BACKEND.items()}
 
 _STATES = {
-    pb.VERSION_STATE_STORED: edgeagent.HeldModelState.STAGED,
-    pb.VERSION_STATE_ACTIVE: edgeagent.HeldModelState.ACTIVE,
-    pb.VERSION_STATE_PREVIOUS: edgeagent.HeldModelState.STANDBY,
-    pb.VERSION_STATE_FAILED: edgeagent.HeldModelState.FAILED,
+    wire.VersionState.STORED: edgeagent.HeldModelState.STAGED,
+    wire.VersionState.ACTIVE: edgeagent.HeldModelState.ACTIVE,
+    wire.VersionState.PREVIOUS: edgeagent.HeldModelState.STANDBY,
+    wire.VersionState.FAILED: edgeagent.HeldModelState.FAILED,
 }
+"""The agent's states as the EdgeAgent API (and the planner) name them."""
 
 
 def backend_of(runtime: str) -> modelrollout.Backend | None:
@@ -48,8 +51,7 @@ def runtime_of(backend: str) -> str:
     return BACKEND_TO_RUNTIME[modelrollout.Backend(backend)]
 
 
-def prefixed(digest: str) -> str:
-    return digest if digest.startswith("sha256:") else f"sha256:{digest}"
+prefixed = parsing.prefixed
 
 
 def _claimed(value: str, *, pattern: re.Pattern[str], invalid: str) -> str | None:
@@ -88,12 +90,22 @@ def _conditions(
     )
 
 
+def _state(value: int) -> edgeagent.HeldModelState | None:
+    """The API state of a wire `VersionState` (None: unspecified or unknown to us)."""
+    try:
+        name = pb.VersionState.Name(value)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    wired = wire.VersionState.from_wire_name(name)
+    return _STATES[wired] if wired is not None else None
+
+
 def held_models(models: Iterable[pb.ModelStatus]) -> list[edgeagent.HeldModel]:
     held: list[edgeagent.HeldModel] = []
     for model in models:
         for version in model.versions:
             backend = backend_of(version.backend)
-            state = _STATES.get(version.state)
+            state = _state(version.state)
             if backend is None or state is None or not version.digest:
                 continue
             health = version.health

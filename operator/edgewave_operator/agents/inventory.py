@@ -6,6 +6,10 @@ failures back off exponentially up to a ceiling. What an agent answered in this 
 is kept in memory (`live`) and is what rollouts plan against; it is written to the
 EdgeAgent's status only when something changed or once per coarse period
 (`planning.heartbeats`). Significant changes wake the rollouts (`on_change`).
+
+It is also the `links.Links` the executor acts through. What it writes to the cluster goes
+through `Records` and the TLS material of each agent comes from `tls_for`, both given by
+the runtime, so this package never imports the Kubernetes client.
 """
 
 from __future__ import annotations
@@ -15,22 +19,36 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-
-from kubernetes_asyncio import client as kube_client
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from edgewave_api import edgeagent
 from edgewave_api.errors import EdgewaveError
-from edgewave_operator import certs
 from edgewave_operator import metrics as operator_metrics
 from edgewave_operator.agents import client as agent_client
-from edgewave_operator.handlers import describing
-from edgewave_operator.kube import events, patching
-from edgewave_operator.planning import heartbeats, parsing, views
+from edgewave_operator.agents import describing, links
+from edgewave_operator.planning import heartbeats, parsing
+from edgewave_operator.planning import views as planning_views
 from edgewave_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime.datetime]
+TlsFor = Callable[[edgeagent.EdgeAgent], Awaitable[agent_client.ClientTls | None]]
+"""The client TLS material to reach an agent (None: plaintext, `insecure_agents`)."""
+
+
+class Records(Protocol):
+    """Where the inventory writes what it learns (the EdgeAgent objects, in the operator)."""
+
+    async def write_status(
+        self, name: str, *, old: Mapping[str, Any] | None, new: Mapping[str, Any]
+    ) -> None:
+        """Patch EdgeAgent `name`'s status from `old` to `new` (raises EdgewaveError)."""
+        ...
+
+    async def warn(self, agent: edgeagent.EdgeAgent, *, reason: str, message: str) -> None:
+        """Post a Warning Event about `agent`."""
+        ...
 
 
 def utcnow() -> datetime.datetime:
@@ -41,17 +59,19 @@ class Inventory:
     def __init__(
         self,
         *,
-        api: kube_client.ApiClient,
+        records: Records,
         settings: OperatorSettings,
-        trust: certs.TrustMaterial,
+        tls_for: TlsFor,
+        signing_key_pem: bytes,
         on_change: Callable[[str], None],
         clock: Clock = utcnow,
         metrics: operator_metrics.OperatorMetrics | None = None,
     ) -> None:
         self._metrics = metrics
-        self._api = api
+        self._records = records
         self._settings = settings
-        self._trust = trust
+        self._tls_for = tls_for
+        self._signing_key_pem = signing_key_pem
         self._on_change = on_change
         self._clock = clock
         self.specs: dict[str, edgeagent.EdgeAgent] = {}
@@ -106,45 +126,48 @@ class Inventory:
 
     # -- what rollouts read ----------------------------------------------------------------
 
-    def view(self, agent: edgeagent.EdgeAgent) -> views.AgentView:
+    def view(self, agent: edgeagent.EdgeAgent) -> planning_views.AgentView:
         name = agent.metadata.name or ""
         live = self.live.get(name)
         return parsing.agent_view(agent, status=live, observed=live is not None)
 
-    def views(self, agents: Iterable[edgeagent.EdgeAgent]) -> list[views.AgentView]:
+    def views(self, agents: Iterable[edgeagent.EdgeAgent]) -> list[planning_views.AgentView]:
         return [self.view(agent) for agent in agents]
+
+    def view_of(self, name: str) -> planning_views.AgentView | None:
+        """Agent `name` as it is now (None once its EdgeAgent is gone)."""
+        agent = self.specs.get(name)
+        return self.view(agent) if agent is not None else None
+
+    # -- links.Links ---------------------------------------------------------------------
+
+    async def link(self, name: str) -> links.Link:
+        return await self.client(name)
+
+    def region_of(self, name: str) -> str:
+        agent = self.specs.get(name)
+        return agent.spec.region if agent else ""
+
+    def held(self, name: str, model: str) -> tuple[edgeagent.HeldModel, ...]:
+        live = self.live.get(name)
+        return tuple(m for m in (live.models if live else []) if m.name == model)
 
     async def client(self, name: str) -> agent_client.AgentClient:
         existing = self._clients.get(name)
         if existing is not None:
             return existing
         agent = self.specs[name]
-        tls = await self._tls(agent)
+        tls = await self._tls_for(agent)
         made = agent_client.AgentClient(
             agent.spec.endpoint,
             tls=tls,
-            signing_key_pem=self._trust.signing_key.private_pem,
+            signing_key_pem=self._signing_key_pem,
             chunk_bytes=self._settings.push_chunk_bytes,
             timeout=self._settings.rpc_timeout_seconds,
             name=name,
         )
         self._clients[name] = made
         return made
-
-    async def _tls(self, agent: edgeagent.EdgeAgent) -> agent_client.ClientTls | None:
-        if self._settings.insecure_agents:
-            return None
-        credentials = self._trust.credentials
-        ref = agent.spec.tls_secret_ref
-        if ref is not None:
-            credentials = await certs.from_secret_ref(
-                self._api, namespace=ref.namespace, name=ref.name
-            )
-        return agent_client.ClientTls(
-            ca_pem=credentials.ca_pem,
-            cert_pem=credentials.client.cert_pem,
-            key_pem=credentials.client.key_pem,
-        )
 
     # -- probing ---------------------------------------------------------------------------
 
@@ -243,14 +266,7 @@ class Inventory:
             f"says {agent.spec.region!r}: it receives nothing and its models are removed"
         )
         log.warning("residency: %s", message, extra={"agent": agent.metadata.name})
-        await events.post(
-            self._api,
-            about=agent_ref(agent),
-            type_="Warning",
-            reason="ReportedRegionMismatch",
-            message=message,
-            now=self._clock(),
-        )
+        await self._records.warn(agent, reason="ReportedRegionMismatch", message=message)
 
     async def _maybe_write(self, name: str, status: edgeagent.EdgeAgentStatus) -> None:
         now = self._clock()
@@ -266,13 +282,7 @@ class Inventory:
         old = self._written.get(name)
         old_body = old.model_dump(by_alias=True, exclude_none=True, mode="json") if old else None
         try:
-            await patching.patch_status(
-                self._api,
-                plural="edgeagents",
-                name=name,
-                namespace=None,
-                status=patching.merge_patch(old_body, body),
-            )
+            await self._records.write_status(name, old=old_body, new=body)
         except EdgewaveError as error:
             log.warning("status of EdgeAgent %s not written: %s", name, error)
             return
@@ -283,12 +293,6 @@ class Inventory:
 
 def _connection(agent: edgeagent.EdgeAgent) -> tuple[str, object]:
     return agent.spec.endpoint, agent.spec.tls_secret_ref
-
-
-def agent_ref(agent: edgeagent.EdgeAgent) -> events.ObjectRef:
-    return events.ObjectRef(
-        kind="EdgeAgent", name=agent.metadata.name or "", uid=agent.metadata.uid or ""
-    )
 
 
 def by_name(agents: Iterable[edgeagent.EdgeAgent]) -> Mapping[str, edgeagent.EdgeAgent]:
