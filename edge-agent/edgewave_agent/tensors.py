@@ -2,6 +2,12 @@
 
 Inputs may arrive as `raw_input_contents` (what tritonclient sends) or as typed `contents`;
 outputs are always returned as `raw_output_contents`, as Triton does.
+
+Every input is hostile: a declared shape is checked (no negative dimension, at most
+`max_elements` elements over all inputs, counted in Python integers, so `[2**40, 2**40]`
+cannot wrap) and compared with the bytes or values actually sent before anything is
+allocated; raw inputs are then viewed in place, not copied. Blocking and CPU-bound: the
+servicer calls these from its worker threads, never on the event loop.
 """
 
 from __future__ import annotations
@@ -65,19 +71,43 @@ def dtype_of(datatype: str) -> np.dtype[np.generic]:
         ) from None
 
 
-def decode_inputs(request: kserve.ModelInferRequest) -> dict[str, Array]:
+def element_count(name: str, shape: Sequence[int], *, limit: int, used: int = 0) -> int:
+    """Elements of input `name` of `shape`, refused when a dimension is negative or the
+    count takes the request (`used` elements before it) over `limit`. Pure and exact: Python
+    integers, and it stops multiplying once over the limit."""
+    negative = [d for d in shape if d < 0]
+    if negative:
+        raise errors.InvalidRequest(
+            f"input {name}: negative dimension {negative[0]} in shape {list(shape)}"
+        )
+    count = 1
+    for dimension in shape:
+        count *= dimension
+        if used + count > limit:
+            over = "takes the request's inputs over" if used else "has more than"
+            raise errors.InvalidRequest(
+                f"input {name}: shape {list(shape)} {over} {limit} elements"
+                " (inference.max_elements)"
+            )
+    return count
+
+
+def decode_inputs(request: kserve.ModelInferRequest, *, max_elements: int) -> dict[str, Array]:
+    """The request's input tensors, after every check; `max_elements` bounds all together."""
     raw: Sequence[bytes] = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
         raise errors.InvalidRequest(
             f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs: send one per input"
         )
     arrays: dict[str, Array] = {}
+    used = 0
     for index, tensor in enumerate(request.inputs):
+        if tensor.name in arrays:
+            raise errors.InvalidRequest(f"input {tensor.name} is sent twice")
         dtype = dtype_of(tensor.datatype)
         shape = tuple(int(d) for d in tensor.shape)
-        if any(d < 0 for d in shape):
-            raise errors.InvalidRequest(f"input {tensor.name} has a negative dimension {shape}")
-        count = int(np.prod(shape, dtype=np.int64))
+        count = element_count(tensor.name, shape, limit=max_elements, used=used)
+        used += count
         if raw:
             data = raw[index]
             if len(data) != count * dtype.itemsize:
@@ -97,20 +127,34 @@ def decode_inputs(request: kserve.ModelInferRequest) -> dict[str, Array]:
                 raise errors.InvalidRequest(
                     f"input {tensor.name}: {len(values)} values for shape {list(shape)}"
                 )
-            array = np.asarray(values).astype(dtype).reshape(shape)
+            # One pass, into an array of the final type: no list of Python numbers.
+            array = np.fromiter(values, dtype=dtype, count=count).reshape(shape)
         arrays[tensor.name] = array
     return arrays
 
 
 def encode_outputs(
-    response: kserve.ModelInferResponse, outputs: Mapping[str, Array], *, wanted: Sequence[str]
+    response: kserve.ModelInferResponse,
+    outputs: Mapping[str, Array],
+    *,
+    wanted: Sequence[str],
+    max_bytes: int,
 ) -> None:
+    """Append the wanted outputs (all when none is named), refused over `max_bytes` in all
+    before any is copied."""
     names = list(wanted) if wanted else list(outputs)
     for name in names:
         if name not in outputs:
             raise errors.InvalidRequest(
                 f"output {name!r} does not exist; ModelMetadata lists: {', '.join(outputs)}"
             )
+    size = sum(outputs[name].nbytes for name in names)
+    if size > max_bytes:
+        raise errors.SizeExceeded(
+            f"outputs {', '.join(names)} are {size} bytes, over the {max_bytes} this agent"
+            " answers (inference.max_response_bytes); ask for fewer outputs or a smaller batch"
+        )
+    for name in names:
         array = np.ascontiguousarray(outputs[name])
         tensor = response.outputs.add()
         tensor.name = name
