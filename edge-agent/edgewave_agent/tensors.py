@@ -13,6 +13,7 @@ servicer calls these from its worker threads, never on the event loop.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -127,10 +128,22 @@ def decode_inputs(request: kserve.ModelInferRequest, *, max_elements: int) -> di
                 raise errors.InvalidRequest(
                     f"input {tensor.name}: {len(values)} values for shape {list(shape)}"
                 )
-            # One pass, into an array of the final type: no list of Python numbers.
-            array = np.fromiter(values, dtype=dtype, count=count).reshape(shape)
+            array = _from_values(values, dtype=dtype, count=count).reshape(shape)
         arrays[tensor.name] = array
     return arrays
+
+
+# Typed values are copied this many at a time: each slice is one C loop that holds the GIL,
+# and between slices the event loop's thread gets it (one np.fromiter over 15 million
+# values held it for over a second).
+_SLICE = 1 << 16
+
+
+def _from_values(values: Sequence[Any], *, dtype: np.dtype[np.generic], count: int) -> Array:
+    array: Array = np.empty(count, dtype=dtype)
+    for start in range(0, count, _SLICE):
+        array[start : start + _SLICE] = values[start : start + _SLICE]
+    return array
 
 
 def encode_outputs(
