@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from edgewave_agent import errors, inventory, memory, tensors
+from edgewave_agent import errors, inferwire, inventory, memory, tensors
 from edgewave_agent.service import AgentCore, abort_with
 from edgewave_agent.settings import InferenceConfig
 from edgewave_proto.kserve.v2 import grpc_predict_v2_pb2 as kserve
@@ -104,25 +104,27 @@ class InferenceServicer:
     def _answer(self, data: bytes) -> bytes:
         """Parse, check, run and encode one request. Blocking: runs on a worker thread."""
         try:
-            request = kserve.ModelInferRequest.FromString(data)
-        except DecodeError:
+            request, raw = inferwire.split_request(data)
+        except (DecodeError, inferwire.DecodeError):
             raise errors.InvalidRequest("the message is not a valid ModelInferRequest") from None
-        inputs = tensors.decode_inputs(request, max_elements=self._limits.max_elements)
+        inputs = tensors.decode_inputs(
+            request, max_elements=self._limits.max_elements, raw=raw or None
+        )
         version, outputs = self._core.serving.infer(
             request.model_name, version=request.model_version, inputs=inputs
         )
-        del inputs
+        del inputs, raw
         response = kserve.ModelInferResponse(
             model_name=request.model_name, model_version=version, id=request.id
         )
-        wanted = [o.name for o in request.outputs]
-        del request
-        tensors.encode_outputs(
-            response, outputs, wanted=wanted, max_bytes=int(self._limits.max_response_bytes)
+        raw_outputs = tensors.encode_outputs(
+            response,
+            outputs,
+            wanted=[o.name for o in request.outputs],
+            max_bytes=int(self._limits.max_response_bytes),
         )
-        del outputs
-        encoded = response.SerializeToString()
-        del response
+        encoded = inferwire.join_response(response.SerializeToString(), raw_outputs)
+        del outputs, raw_outputs
         if len(data) + len(encoded) >= _RELEASE_BYTES:
             memory.release_free_memory()
         return encoded

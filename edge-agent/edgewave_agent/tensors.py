@@ -57,7 +57,7 @@ _CONTENTS_FIELD = {
 
 def datatype_of(dtype: np.dtype[np.generic]) -> str:
     try:
-        return _BY_DTYPE[np.dtype(dtype)]
+        return _BY_DTYPE[np.dtype(dtype).newbyteorder("=")]
     except KeyError:
         raise errors.InvalidRequest(f"numpy dtype {dtype} has no KServe v2 datatype") from None
 
@@ -93,9 +93,19 @@ def element_count(name: str, shape: Sequence[int], *, limit: int, used: int = 0)
     return count
 
 
-def decode_inputs(request: kserve.ModelInferRequest, *, max_elements: int) -> dict[str, Array]:
-    """The request's input tensors, after every check; `max_elements` bounds all together."""
-    raw: Sequence[bytes] = request.raw_input_contents
+def decode_inputs(
+    request: kserve.ModelInferRequest,
+    *,
+    max_elements: int,
+    raw: Sequence[bytes | memoryview] | None = None,
+) -> dict[str, Array]:
+    """The request's input tensors, after every check; `max_elements` bounds all together.
+
+    `raw` are the raw contents when read off the wire apart from the request (`inferwire`);
+    else the request's own. Raw inputs become views of those bytes, not copies.
+    """
+    if raw is None:
+        raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
         raise errors.InvalidRequest(
             f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs: send one per input"
@@ -111,9 +121,10 @@ def decode_inputs(request: kserve.ModelInferRequest, *, max_elements: int) -> di
         used += count
         if raw:
             data = raw[index]
-            if len(data) != count * dtype.itemsize:
+            size = memoryview(data).nbytes
+            if size != count * dtype.itemsize:
                 raise errors.InvalidRequest(
-                    f"input {tensor.name}: {len(data)} raw bytes for shape {list(shape)} of"
+                    f"input {tensor.name}: {size} raw bytes for shape {list(shape)} of"
                     f" {tensor.datatype} (expected {count * dtype.itemsize})"
                 )
             array: Array = np.frombuffer(data, dtype=dtype.newbyteorder("<")).reshape(shape)
@@ -152,9 +163,10 @@ def encode_outputs(
     *,
     wanted: Sequence[str],
     max_bytes: int,
-) -> None:
-    """Append the wanted outputs (all when none is named), refused over `max_bytes` in all
-    before any is copied."""
+) -> list[memoryview]:
+    """Describe the wanted outputs (all when none is named) in `response` and return their
+    little-endian bytes, in order, for `raw_output_contents`; refused over `max_bytes` in
+    all before any is copied. An output already little-endian and contiguous is not copied."""
     names = list(wanted) if wanted else list(outputs)
     for name in names:
         if name not in outputs:
@@ -167,10 +179,13 @@ def encode_outputs(
             f"outputs {', '.join(names)} are {size} bytes, over the {max_bytes} this agent"
             " answers (inference.max_response_bytes); ask for fewer outputs or a smaller batch"
         )
+    raw: list[memoryview] = []
     for name in names:
-        array = np.ascontiguousarray(outputs[name])
+        array = outputs[name]
         tensor = response.outputs.add()
         tensor.name = name
         tensor.datatype = datatype_of(array.dtype)
         tensor.shape.extend(array.shape)
-        response.raw_output_contents.append(array.astype(array.dtype.newbyteorder("<")).tobytes())
+        little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        raw.append(little.reshape(-1).view(np.uint8).data)
+    return raw

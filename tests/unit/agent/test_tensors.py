@@ -24,13 +24,30 @@ def test_raw_inputs_and_outputs() -> None:
     decoded = tensors.decode_inputs(request, max_elements=LIMIT)
     np.testing.assert_array_equal(decoded["x"], array)
     response = kserve.ModelInferResponse()
-    tensors.encode_outputs(
+    (raw,) = tensors.encode_outputs(
         response, {"y": array.astype(np.int64), "z": array}, wanted=["y"], max_bytes=LIMIT
     )
     assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [
         ("y", "INT64", [2, 2])
     ]
-    assert np.frombuffer(response.raw_output_contents[0], dtype=np.int64).tolist() == [0, 1, 2, 3]
+    assert np.frombuffer(raw, dtype=np.int64).tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(6, dtype=">f4").reshape(2, 3),  # big-endian: swapped to little
+        np.arange(6, dtype=np.float16).reshape(2, 3).T,  # not contiguous
+        np.array([True, False, True]),
+        np.array(3.5, dtype=np.float64),  # 0-d
+        np.zeros((0, 4), dtype=np.int8),
+    ],
+)
+def test_outputs_are_little_endian_bytes(array: np.ndarray) -> None:
+    response = kserve.ModelInferResponse()
+    (raw,) = tensors.encode_outputs(response, {"y": array}, wanted=[], max_bytes=LIMIT)
+    assert bytes(raw) == array.astype(array.dtype.newbyteorder("<")).tobytes()
+    assert list(response.outputs[0].shape) == list(array.shape)
 
 
 def test_typed_contents() -> None:
