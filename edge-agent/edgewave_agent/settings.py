@@ -108,7 +108,7 @@ class InferenceConfig(_Section):
     Memory: a request waiting for a worker holds its message (at most `max_request_bytes`);
     one being answered holds at most `MEMORY_FACTOR` times its message plus its response
     (received bytes, parsed message, decoded tensors; outputs, their bytes, the encoded
-    response). So inference holds at most `memory_cap_bytes()`: 2.3 GiB with the defaults.
+    response). So inference holds at most `memory_cap_bytes()`: 1.4 GiB with the defaults.
     """
 
     # The largest ModelInfer message accepted (gRPC max receive length of the serving port).
