@@ -148,12 +148,14 @@ def test_a_big_request_neither_stalls_control_nor_exceeds_its_memory_cap(
     )
     # The control port kept answering while the big request was parsed, decoded, run and
     # encoded: Describe calls kept coming back, typically in a tiny part of the big
-    # request's time, the slowest in well under half of it (decoding on the event loop, as
-    # before, held a control call for all of it). The slowest is loose because a loaded
-    # machine (two cores shared by several test runs) stalls any thread now and then.
+    # request's time, the slowest in under a third of it. The agent before this change
+    # (one server, decoding on the event loop), measured with its message limit raised:
+    # the slowest Describe took 48% of a raw request's time, 64% of a typed one's. Under a
+    # third, not less, because a loaded machine (two cores shared by several test runs)
+    # stalls any thread now and then (worst seen: 31%).
     assert len(during) >= 3
     assert statistics.median(during) < big_seconds / 20
-    assert max(during) < big_seconds / 2
+    assert max(during) < big_seconds / 3
     assert growth <= cap
 
 
