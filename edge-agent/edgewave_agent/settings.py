@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
@@ -127,6 +127,41 @@ class GatewayLinkConfig(_Section):
     control_socket: Path | None = None
 
 
+class InferenceConfig(_Section):
+    """Limits of the serving port, so one inference request cannot stall or exhaust the agent.
+
+    Memory: a request waiting for a worker holds its message (at most `max_request_bytes`);
+    one being answered holds at most `MEMORY_FACTOR` times its message plus its response
+    (received bytes, parsed message, decoded tensors; outputs, their bytes, the encoded
+    response). So inference holds at most `memory_cap_bytes()`: 1.4 GiB with the defaults.
+    """
+
+    # The largest ModelInfer message accepted (gRPC max receive length of the serving port).
+    max_request_bytes: ByteSize = Field(default=ByteSize(64 * MiB), ge=MiB)
+    # The largest response: outputs over it are refused (RESOURCE_EXHAUSTED) before encoding.
+    max_response_bytes: ByteSize = Field(default=ByteSize(64 * MiB), ge=MiB)
+    # Elements of all input tensors of one request together (16 Mi: 64 MiB of FP32).
+    max_elements: int = Field(default=16 * MiB, ge=1)
+    # RPCs in flight on the serving port (inference, health, status streams); more get
+    # RESOURCE_EXHAUSTED from gRPC.
+    max_concurrent_rpcs: int = Field(default=8, ge=1)
+    # Worker threads that decode, run and encode requests; the others wait for one.
+    threads: int = Field(default=2, ge=1, le=256)
+
+    # Bytes held per request being answered, in multiples of its request plus its response.
+    MEMORY_FACTOR: ClassVar[int] = 4
+
+    def memory_cap_bytes(self) -> int:
+        """The most memory inference requests hold at once (what the README states)."""
+        waiting = max(self.max_concurrent_rpcs - self.threads, 0) * int(self.max_request_bytes)
+        working = (
+            self.threads
+            * self.MEMORY_FACTOR
+            * (int(self.max_request_bytes) + int(self.max_response_bytes))
+        )
+        return waiting + working
+
+
 class AgentConfig(_Section):
     agent_id: str = Field(min_length=1)
     region: str = ""
@@ -141,7 +176,11 @@ class AgentConfig(_Section):
     # Ed25519 public key (PEM) of the operator; activations must be signed by its private half.
     activation_public_key_file: Path | None = None
     activation_public_key_pem: str | None = None
+    # The largest message on the control port (push chunks); see `inference` for the other.
     max_message_bytes: ByteSize = Field(default=ByteSize(16 * MiB), ge=MiB)
+    # RPCs in flight on the control port (pushes, status streams included).
+    max_concurrent_control_rpcs: int = Field(default=64, ge=1)
+    inference: InferenceConfig = InferenceConfig()
     # After binding, {"control": port, "serving": port} is written here (for port 0).
     port_file: Path | None = None
     gpus: tuple[GpuOverride, ...] | None = None
