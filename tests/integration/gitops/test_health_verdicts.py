@@ -26,7 +26,7 @@ import yaml
 from lupa import lua51
 
 from edgewave_api import conditions as api_conditions
-from edgewave_api import crdgen, modelrollout
+from edgewave_api import modelrollout
 from edgewave_operator.devcluster import clusters
 from edgewave_operator.planning import conditions, progress
 
@@ -95,17 +95,14 @@ def probe() -> Path:
 
 
 @pytest.fixture(scope="module")
-def created(kube: clusters.DevCluster) -> Iterator[dict[str, Any]]:
+def created(crds: clusters.DevCluster) -> Iterator[dict[str, Any]]:
     """The example rollout as the API server serves it before any operator wrote status."""
-    kube.kubectl("apply", "-f", str(REPO / "crds"))
-    names = [f"crd/{resource.crd.name}" for resource in crdgen.RESOURCES]
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
     namespace = "gitops-verdicts"
-    kube.kubectl("create", "namespace", namespace)
-    kube.kubectl("apply", "-n", namespace, "-f", str(EXAMPLE))
-    got = kube.kubectl("get", "-n", namespace, "-f", str(EXAMPLE), "-o", "json")
+    crds.kubectl("create", "namespace", namespace)
+    crds.kubectl("apply", "-n", namespace, "-f", str(EXAMPLE))
+    got = crds.kubectl("get", "-n", namespace, "-f", str(EXAMPLE), "-o", "json")
     yield json.loads(got.stdout)
-    kube.kubectl("delete", "namespace", namespace, "--wait=false")
+    crds.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
 def _rollout(*, generation: int, status: modelrollout.ModelRolloutStatus | None) -> dict[str, Any]:

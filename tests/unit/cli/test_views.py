@@ -133,7 +133,9 @@ def test_the_agents_document_is_json_and_yaml_with_models_and_last_seen() -> Non
 
 
 def test_the_agents_table_shows_gpu_models_health_and_age_and_wide_adds_more() -> None:
-    declared = fleetfile.load(EXAMPLES / "fleet.yaml", now=T0 - datetime.timedelta(hours=3))
+    declared = fleetfile.load(
+        ROOT / "docs" / "cli" / "fleet.yaml", now=T0 - datetime.timedelta(hours=3)
+    )
     fleet = [*declared[:1], _agent("edge-cpu", status=SEEN)]
     table = _text(agents.table(agents.rows(fleet), now=T0))
     assert declared[0].metadata.name == "gpu-eu-central-1"
@@ -186,7 +188,7 @@ def _dry_run() -> dryruns.DryRun:
     )
     return dryruns.dry_run(
         rollout=rollout,
-        agents=fleetfile.load(EXAMPLES / "fleet.yaml", now=T0),
+        agents=fleetfile.load(ROOT / "docs" / "cli" / "fleet.yaml", now=T0),
         policies=(),
         builders=builders,
     )
