@@ -87,3 +87,14 @@ on every render.
 {{- $mode -}}
 {{- end -}}
 {{- end -}}
+
+{{- /*
+kube-score wants imagePullPolicy Always. The chart's default is IfNotPresent on purpose: releases
+are immutable tags (or digests, with image.digest), and a restart must not depend on the
+registry. The exception is declared only while the policy is not Always.
+*/}}
+{{- define "edgewave-operator.pullPolicyIgnore" -}}
+{{- if ne .Values.image.pullPolicy "Always" -}}
+kube-score/ignore: container-image-pull-policy
+{{- end -}}
+{{- end -}}

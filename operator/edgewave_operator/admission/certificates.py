@@ -47,10 +47,11 @@ def dns_names(*, service: str, namespace: str) -> tuple[str, ...]:
 
 def new_material(*, service: str, namespace: str) -> dict[str, bytes]:
     """A fresh CA and a serving certificate it signed, as the Secret's data."""
-    ca = pki.new_ca(f"{service}.{namespace}-webhook-ca", validity=VALIDITY)
+    # A common name holds at most 64 characters; the names that matter are the SANs.
+    ca = pki.new_ca("edgewave-webhook-ca", validity=VALIDITY)
     leaf = pki.issue(
         ca,
-        common_name=f"{service}.{namespace}.svc",
+        common_name=service[:64],
         dns_names=dns_names(service=service, namespace=namespace),
         server=True,
         validity=VALIDITY,

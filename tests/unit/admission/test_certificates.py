@@ -53,3 +53,11 @@ def test_the_serving_certificate_names_the_service_and_chains_to_the_ca() -> Non
     }
     leaf.verify_directly_issued_by(ca)
     assert b"PRIVATE KEY" in material["tls.key"]
+
+
+def test_long_names_fit_the_common_name_limit() -> None:
+    # A release namespace may be 63 characters; x509 common names hold at most 64.
+    material = certificates.new_material(service="s" * 63, namespace="n" * 63)
+    leaf = x509.load_pem_x509_certificate(material["tls.crt"])
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"{'s' * 63}.{'n' * 63}.svc" in names.get_values_for_type(x509.DNSName)

@@ -1,5 +1,5 @@
 // Pinned kube-score (chart linter), built from its Go module by build.sh.
-module github.com/edgewave/edgewave/tools/kubescore
+module github.com/edgewave/edgewave/tools/kube-score
 
 go 1.24.0
 
