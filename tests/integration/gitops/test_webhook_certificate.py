@@ -91,6 +91,22 @@ def test_auto_without_cert_manager_renders_the_hook_and_no_certificate_material(
     assert all(_hooked(o) for o in objects if o["metadata"]["name"].endswith("-certificate"))
 
 
+def test_hook_names_never_collide_with_the_operators_own(helm: Path) -> None:
+    # A fullname at the 63-character limit: the hook's RBAC must not replace the operator's.
+    release = "r" * 53  # helm's longest; with "-edgewave-operator" the fullname is cut at 63
+    rendered = subprocess.run(
+        [str(helm), "template", release, str(CHART), "--namespace=ns"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    objects = _objects(rendered.stdout)
+    names = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert len(names) == len(set(names)), sorted(names)
+    hooks = {o["metadata"]["name"] for o in objects if _hooked(o)}
+    others = {o["metadata"]["name"] for o in objects if not _hooked(o)}
+    assert hooks and not hooks & others
+
+
 def test_auto_with_cert_manager_uses_it(helm: Path) -> None:
     rendered = _template(helm, "--api-versions=cert-manager.io/v1")
     objects = _objects(rendered)
