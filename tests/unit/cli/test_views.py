@@ -322,9 +322,16 @@ def test_status_shows_waves_with_gates_and_the_agents_holding_the_model() -> Non
     assert document["agents"][0]["serving"] == "1.0.0"
 
 
-def test_a_rollout_without_status_says_the_operator_has_not_seen_it() -> None:
+@pytest.mark.parametrize(
+    "status",
+    [None, modelrollout.ModelRolloutStatus(observed_generation=0)],
+    ids=["absent", "as-the-api-server-serves-it-before-the-first-write"],
+)
+def test_a_rollout_without_status_says_the_operator_has_not_seen_it(
+    status: modelrollout.ModelRolloutStatus | None,
+) -> None:
     rollout = _rollout_with_status()
-    rollout.status = None
+    rollout.status = status
     assert "is the operator running" in _text(rollouts.render(rollout, [], now=T0))
 
 
