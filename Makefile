@@ -10,12 +10,12 @@ PY_SOURCES := api compiler operator edge-agent gateway proto tests e2e bench too
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 
-.PHONY: help install controlplane helm generate verify fmt lint typecheck test unit integration demo bench clean
+.PHONY: help install controlplane helm healthcheck kube-score generate verify fmt lint typecheck test unit integration demo bench clean
 
 help:
 	@echo "make demo   - start the local control plane, operator and edge agents, roll out a model (ARGS=--keep leaves it running)"
 	@echo "make test   - install everything, then lint, type-check and run every test"
-	@echo "make install | controlplane | helm | generate | verify | fmt | lint | typecheck | unit | integration | bench"
+	@echo "make install | controlplane | helm | healthcheck | kube-score | generate | verify | fmt | lint | typecheck | unit | integration | bench"
 
 install: .venv/.synced
 
@@ -29,6 +29,13 @@ controlplane:
 
 helm:
 	@tools/helm/build.sh >/dev/null
+
+# kstatus + Flux's CEL health check (tests/integration/gitops) and the chart linter.
+healthcheck:
+	@tools/healthcheck/build.sh >/dev/null
+
+kube-score:
+	@tools/kube-score/build.sh >/dev/null
 
 generate: install
 	$(RUN) python -m tools.generate
@@ -51,10 +58,10 @@ typecheck: install
 unit: install
 	$(RUN) pytest tests/unit
 
-integration: install controlplane helm
+integration: install controlplane helm healthcheck kube-score
 	$(RUN) pytest tests/integration e2e
 
-test: install controlplane helm verify lint typecheck
+test: install controlplane helm healthcheck kube-score verify lint typecheck
 	$(RUN) pytest
 
 demo: install controlplane

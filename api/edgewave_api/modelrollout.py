@@ -373,13 +373,19 @@ class WavePhase(enum.StrEnum):
 
 
 class RolloutConditionType(enum.StrEnum):
-    """Condition types a ModelRollout reports."""
+    """Condition types a ModelRollout reports.
+
+    Reconciling and Stalled are kstatus' "abnormal-true" pair (sigs.k8s.io/cli-utils): while
+    Reconciling is True kstatus reads InProgress, while Stalled is True it reads Failed.
+    """
 
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
     COMPILED = "Compiled"
     RESIDENCY_COMPLIANT = "ResidencyCompliant"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
 
 
 class BuildLocation(enum.StrEnum):
@@ -493,8 +499,13 @@ class ExclusionSummary(ApiModel):
 class ModelRolloutStatus(ApiModel):
     """What the operator observed and did, as of `observedGeneration`."""
 
-    observed_generation: Annotated[int, Field(ge=0)] | None = None
-    """The `.metadata.generation` this status describes."""
+    observed_generation: Annotated[int, Field(ge=0), markers.Default(0)] | None = None
+    """The `.metadata.generation` this status describes; 0 until the operator has observed one.
+
+    The API server serves 0 before the operator's first status write (this default and the one
+    on `status`), so kstatus and Flux read a rollout nobody has reconciled yet as InProgress
+    rather than Current (see docs/gitops/README.md).
+    """
     phase: RolloutPhase | None = None
     """Pending, Compiling, Progressing, Paused, Succeeded, RollingBack, RolledBack or Failed."""
     message: Annotated[str, Field(max_length=4096)] | None = None
@@ -508,7 +519,8 @@ class ModelRolloutStatus(ApiModel):
     current_wave: DnsLabel | None = None
     """The wave in progress."""
     conditions: Conditions = Field(default_factory=list)
-    """Ready, Progressing, Degraded, Compiled and ResidencyCompliant."""
+    """Ready, Progressing, Degraded, Compiled, ResidencyCompliant, and kstatus' Reconciling
+    (mirrors Progressing) and Stalled (True once the rollout failed or rolled back)."""
     engines: Annotated[list[EngineStatus], markers.ListMap("key")] = Field(default_factory=list)
     """Engines built for this version, one per build target key."""
     waves: Annotated[list[WaveStatus], markers.ListMap("name")] = Field(default_factory=list)
@@ -552,5 +564,5 @@ class ModelRollout(CustomResource):
     """The object's kind."""
     spec: ModelRolloutSpec
     """The desired rollout."""
-    status: ModelRolloutStatus | None = None
-    """The observed state, written by the operator."""
+    status: Annotated[ModelRolloutStatus, markers.Default({})] | None = None
+    """The observed state, written by the operator (served as `{observedGeneration: 0}` before)."""

@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "edgewave_operator.commands.status",
     "edgewave_operator.commands.agents",
     "edgewave_operator.commands.gateway",
+    "edgewave_operator.commands.webhookcert",
 )
 
 

@@ -3,7 +3,7 @@
 ROLLOUT is a path to a YAML file holding a ModelRollout (ResidencyPolicies in the same
 file apply to it), or else the name of a ModelRollout in the cluster (`-n` for its
 namespace). The fleet is the cluster's EdgeAgents as the operator last saw them, or, with
-`--fleet`, a declared fleet file (docs/examples/fleet.yaml). ResidencyPolicies come from
+`--fleet`, a declared fleet file (docs/cli/fleet.yaml). ResidencyPolicies come from
 `--policy` files, the rollout's file, and the cluster whenever the cluster is read.
 
 It prints the targets, each wave's batches, the build matrix (one build per distinct

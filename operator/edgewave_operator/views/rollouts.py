@@ -194,7 +194,8 @@ def render(
 ) -> Group:
     parts: list[RenderableType] = [header(rollout)]
     status = rollout.status
-    if status is None:
+    # The API server serves `observedGeneration: 0` until the operator's first status write.
+    if status is None or not status.observed_generation:
         parts.append(Text("no status yet: is the operator running? (`edgewave operator run`)"))
     else:
         parts += [conditions_table(rollout, now=now), waves_table(rollout)]

@@ -132,8 +132,21 @@ class Helm:
 
 
 def find(objects: Sequence[Mapping[str, Any]], kind: str, name: str | None = None) -> Any:
-    """The one rendered object of `kind` (and `name`, when given)."""
-    matches = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
+    """The one rendered object of `kind` (and `name`, when given).
+
+    Without a name, Helm hooks are not candidates: the webhook-certificate hook's own
+    ServiceAccount and RBAC live only while it runs, and are not the operator's.
+    """
+    matches = [
+        o
+        for o in objects
+        if o["kind"] == kind
+        and (
+            o["metadata"]["name"] == name
+            if name is not None
+            else "helm.sh/hook" not in (o["metadata"].get("annotations") or {})
+        )
+    ]
     assert len(matches) == 1, f"expected one {kind} {name or ''}, rendered {len(matches)}"
     return matches[0]
 
@@ -645,7 +658,9 @@ def test_webhook_certificate_is_signed_for_the_service_and_trusted_by_the_webhoo
     helm: Helm,
 ) -> None:
     namespace = "edgewave-system"
-    objects = helm.render(OPERATOR, namespace=namespace, release="ew")
+    objects = helm.render(
+        OPERATOR, namespace=namespace, release="ew", values={"webhook": {"tls": {"mode": "helm"}}}
+    )
     service = find(objects, "Service", "ew-edgewave-operator-webhook")
     secret = find(objects, "Secret", "ew-edgewave-operator-webhook-tls")
     configuration = find(objects, "ValidatingWebhookConfiguration")
@@ -726,10 +741,14 @@ def test_operator_runs_two_replicas_with_leader_election_and_probes(helm: Helm) 
     assert any(lease in rule.get("resourceNames", []) for rule in role["rules"])
     health = next(p["containerPort"] for p in container["ports"] if p["name"] == "health")
     assert env["EDGEWAVE_HEALTH_PORT"] == str(health)
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    # Ready when it can answer admission reviews (the webhook Service sends them only then).
+    assert container["readinessProbe"]["tcpSocket"] == {"port": "webhook"}
     pdb = find(objects, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
+    # A drain may evict a pod that is not Ready: it protects nothing and would block the node.
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
     metrics = find(objects, "Service", "ew-edgewave-operator-metrics")
     assert metrics["spec"]["ports"][0]["targetPort"] == "metrics"
 

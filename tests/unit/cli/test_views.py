@@ -133,7 +133,9 @@ def test_the_agents_document_is_json_and_yaml_with_models_and_last_seen() -> Non
 
 
 def test_the_agents_table_shows_gpu_models_health_and_age_and_wide_adds_more() -> None:
-    declared = fleetfile.load(EXAMPLES / "fleet.yaml", now=T0 - datetime.timedelta(hours=3))
+    declared = fleetfile.load(
+        ROOT / "docs" / "cli" / "fleet.yaml", now=T0 - datetime.timedelta(hours=3)
+    )
     fleet = [*declared[:1], _agent("edge-cpu", status=SEEN)]
     table = _text(agents.table(agents.rows(fleet), now=T0))
     assert declared[0].metadata.name == "gpu-eu-central-1"
@@ -186,7 +188,7 @@ def _dry_run() -> dryruns.DryRun:
     )
     return dryruns.dry_run(
         rollout=rollout,
-        agents=fleetfile.load(EXAMPLES / "fleet.yaml", now=T0),
+        agents=fleetfile.load(ROOT / "docs" / "cli" / "fleet.yaml", now=T0),
         policies=(),
         builders=builders,
     )
@@ -320,9 +322,16 @@ def test_status_shows_waves_with_gates_and_the_agents_holding_the_model() -> Non
     assert document["agents"][0]["serving"] == "1.0.0"
 
 
-def test_a_rollout_without_status_says_the_operator_has_not_seen_it() -> None:
+@pytest.mark.parametrize(
+    "status",
+    [None, modelrollout.ModelRolloutStatus(observed_generation=0)],
+    ids=["absent", "as-the-api-server-serves-it-before-the-first-write"],
+)
+def test_a_rollout_without_status_says_the_operator_has_not_seen_it(
+    status: modelrollout.ModelRolloutStatus | None,
+) -> None:
     rollout = _rollout_with_status()
-    rollout.status = None
+    rollout.status = status
     assert "is the operator running" in _text(rollouts.render(rollout, [], now=T0))
 
 
