@@ -7,6 +7,7 @@ operator. Concurrent requests for one key, in this process or another, share one
 in-process through a shared task, across processes through the cache's per-key file lock.
 Cancelling every waiter of a build (the rollout was superseded or deleted) kills its worker
 process group; the build log (worker stderr included) goes into the engine's metadata.
+Workers start in an empty private working directory (`workdirs`), removed afterwards.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 
 from edgewave_api.errors import EdgewaveError
-from edgewave_compiler import building, cache, errors, intake, keys, worker
+from edgewave_compiler import building, cache, errors, intake, keys, workdirs, worker
 
 LOCK_POLL_SECONDS = 0.05
 
@@ -132,11 +133,13 @@ class Compiler:
     async def _run_worker(
         self, *, key: keys.BuildKey, model_path: Path, out_dir: Path
     ) -> building.BuildOutput:
-        request = {
-            "key": key.model_dump(mode="json"),
-            "model_path": str(model_path),
-            "out_dir": str(out_dir),
-        }
+        request = worker_request(key=key, model_path=model_path, out_dir=out_dir)
+        with workdirs.private_dir() as cwd:
+            return await self._run_worker_in(key=key, request=request, cwd=cwd)
+
+    async def _run_worker_in(
+        self, *, key: keys.BuildKey, request: dict[str, object], cwd: Path
+    ) -> building.BuildOutput:
         process = await asyncio.create_subprocess_exec(
             self.python,
             "-m",
@@ -145,6 +148,7 @@ class Compiler:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            cwd=cwd,
         )
         self.workers_started += 1
         self._processes.add(process)
@@ -184,6 +188,15 @@ class Compiler:
     def running_workers(self) -> tuple[int, ...]:
         """PIDs of build workers running now."""
         return tuple(p.pid for p in self._processes if p.returncode is None)
+
+
+def worker_request(*, key: keys.BuildKey, model_path: Path, out_dir: Path) -> dict[str, object]:
+    """The worker's JSON request; absolute paths, since the worker starts elsewhere."""
+    return {
+        "key": key.model_dump(mode="json"),
+        "model_path": str(model_path.resolve()),
+        "out_dir": str(out_dir.resolve()),
+    }
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:

@@ -28,11 +28,10 @@ from typing import BinaryIO
 import onnx
 import onnx.checker
 import onnx.defs
-import onnx.external_data_helper
 import onnx.shape_inference
 from google.protobuf.message import DecodeError
 
-from edgewave_compiler import errors, keys
+from edgewave_compiler import errors, externaldata, keys
 
 CHUNK_BYTES = 1 << 20
 MIN_OPSET = 9
@@ -221,13 +220,23 @@ def load(path: Path) -> onnx.ModelProto:
             f" {model.ir_version}, {len(model.graph.node)} nodes){_sniff(data[:64])}: it is"
             " truncated or not an ONNX model. Re-export it"
         )
-    if any(onnx.external_data_helper.uses_external_data(t) for t in model.graph.initializer):
-        raise errors.InvalidModel(
-            f"{path.name} keeps weights in external data files, which a single uri cannot carry:"
-            " save it with the weights embedded (onnx.save(model, path,"
-            " save_as_external_data=False))"
-        )
+    check_no_external_data(model, name=path.name)
     return model
+
+
+def check_no_external_data(model: onnx.ModelProto, *, name: str) -> None:
+    """Refuse a model any of whose tensors names an external file (see `externaldata`).
+
+    Called on every parse, before the checker, shape inference or a backend sees the model:
+    each of those would resolve the path against the working directory and read the file.
+    """
+    found = externaldata.find(model)
+    if found is not None:
+        raise errors.InvalidModel(
+            f"{name}: {found.describe()}; Edgewave never reads files a model names, and a"
+            " single uri cannot carry them: save the model with every tensor embedded"
+            " (onnx.save(model, path, save_as_external_data=False))"
+        )
 
 
 def _default_opset(model: onnx.ModelProto) -> int:
