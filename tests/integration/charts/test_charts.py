@@ -632,6 +632,30 @@ def test_extra_secret_names_are_the_one_opt_in_extra(helm: Helm) -> None:
     assert grants(role["rules"]) - grants(extra) == grants(permissions.NAMESPACE_RULES)
 
 
+def test_operator_reads_secrets_only_by_name(helm: Helm) -> None:
+    values = {
+        "pki": {"caSecretName": "my-ca"},
+        "rbac": {"tlsSecretNamespaces": ["tls"], "tlsSecretNames": ["agent-client"]},
+    }
+    objects = helm.render(OPERATOR, namespace="ew", release="ew", values=values)
+    secret_rules = [
+        rule
+        for role in objects
+        if role["kind"] in ("Role", "ClusterRole")
+        for rule in role["rules"]
+        if "secrets" in rule["resources"]
+    ]
+    for rule in secret_rules:
+        assert rule["verbs"] == ["create"] or "resourceNames" in rule, rule
+    released = find(objects, "Role", "ew-edgewave-operator")["rules"]
+    (reader,) = [
+        rule for rule in released if "get" in rule["verbs"] and "secrets" in rule["resources"]
+    ]
+    assert reader["resourceNames"] == ["my-ca", "ew-edgewave-operator-signing-key", "agent-client"]
+    tls = find(objects, "Role", "ew-edgewave-operator-agent-tls")
+    assert tls["rules"][0]["resourceNames"] == ["agent-client"]
+
+
 def test_chart_rbac_template_is_generated_from_the_permissions_module() -> None:
     # `make verify` checks this too; here a stale template fails the chart tests directly.
     for relative, content in rbacgen.generate().items():
