@@ -19,10 +19,11 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from edgewave_api.errors import EdgewaveError
-from edgewave_compiler import building, cache, errors, intake, keys, workdirs, worker
+from edgewave_compiler import building, cache, errors, fetching, keys, workdirs, worker
 
 LOCK_POLL_SECONDS = 0.05
 
@@ -35,8 +36,10 @@ class Compiler:
         max_workers: int = 2,
         build_timeout_s: float | None = None,
         python: str = sys.executable,
+        fetch_policy: fetching.FetchPolicy | None = None,
     ) -> None:
         self.cache = engine_cache
+        self.fetch_policy = fetch_policy or fetching.FetchPolicy()
         self.python = python
         self.build_timeout_s = build_timeout_s
         self._slots = asyncio.Semaphore(max_workers)
@@ -84,11 +87,31 @@ class Compiler:
             await asyncio.to_thread(self.cache.add_ref, key, rollout_uid)
         return record
 
-    async def fetch_model(self, uri: str, *, sha256: str) -> Path:
-        """The verified model file for `uri`, downloaded once into the cache's models folder."""
-        return await asyncio.to_thread(
-            intake.fetch, uri, sha256=sha256, dest_dir=self.cache.root / "models"
+    async def fetch_model(self, uri: str, *, sha256: str, dest_dir: Path | None = None) -> Path:
+        """The verified model file for `uri`, downloaded once (within `fetch_policy`) into
+        `dest_dir` (default: the cache's models folder).
+
+        Cancelling the caller (the rollout was superseded or deleted) stops the download at
+        its next chunk and removes what it wrote; this returns once the download thread ended.
+        """
+        cancel = threading.Event()
+        download = asyncio.ensure_future(
+            asyncio.to_thread(
+                fetching.fetch,
+                uri,
+                sha256=sha256,
+                dest_dir=dest_dir or self.cache.root / "models",
+                policy=self.fetch_policy,
+                cancel=cancel,
+            )
         )
+        try:
+            return await asyncio.shield(download)
+        except asyncio.CancelledError:
+            cancel.set()
+            with contextlib.suppress(EdgewaveError, asyncio.CancelledError):
+                await download
+            raise
 
     def _release_waiter(self, digest: str) -> int:
         left = self._waiters.get(digest, 0) - 1

@@ -90,7 +90,7 @@ def build_on_agent(
     """
     got = intake.sha256_file(onnx_path)
     if got != spec.model_sha256:
-        raise errors.DigestMismatch(uri=str(onnx_path), expected=spec.model_sha256, got=got)
+        raise errors.DigestMismatch(uri=str(onnx_path), expected=spec.model_sha256)
     workdir.mkdir(parents=True, exist_ok=True)
     if isolated:
         output = _run_isolated(spec=spec, onnx_path=onnx_path, workdir=workdir, timeout_s=timeout_s)

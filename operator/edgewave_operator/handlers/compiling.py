@@ -25,7 +25,7 @@ from typing import Protocol
 from edgewave_api import edgeagent, modelrollout
 from edgewave_api.errors import PermanentError, TemporaryError
 from edgewave_api.telemetry import spans
-from edgewave_compiler import cache, compiling, intake, keys
+from edgewave_compiler import cache, compiling, keys
 from edgewave_compiler import planning as compile_planning
 from edgewave_operator import metrics as operator_metrics
 from edgewave_operator.handlers import describing
@@ -173,11 +173,8 @@ class EngineBuilds:
         records = []
         model_path = self._models_dir
         if central or plan.on_agents:
-            model_path = await asyncio.to_thread(
-                intake.fetch,
-                spec.model.uri,
-                sha256=spec.model.sha256,
-                dest_dir=self._models_dir,
+            model_path = await self._compiler.fetch_model(
+                spec.model.uri, sha256=spec.model.sha256, dest_dir=self._models_dir
             )
         if central:
 
