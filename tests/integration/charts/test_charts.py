@@ -513,7 +513,9 @@ OPERATOR_PERMISSIONS = [
     ("create", "events", "team-a", True),
     ("patch", "events", "team-a", False),
     ("create", "events.events.k8s.io", "team-a", False),
-    ("get", "secrets", "{ns}", True),
+    ("get", "secrets/{ca}", "{ns}", True),  # its own Secrets, by name only
+    ("get", "secrets/someone-elses", "{ns}", False),
+    ("get", "secrets", "{ns}", False),
     ("create", "secrets", "{ns}", True),
     ("update", "secrets/{ca}", "{ns}", False),  # created once, never rewritten
     ("update", "secrets/someone-elses", "{ns}", False),
