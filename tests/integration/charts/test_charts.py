@@ -634,6 +634,20 @@ def test_extra_secret_names_are_the_one_opt_in_extra(helm: Helm) -> None:
     assert grants(role["rules"]) - grants(extra) == grants(permissions.NAMESPACE_RULES)
 
 
+def test_model_fetch_limits_reach_the_operator(helm: Helm) -> None:
+    values = {"modelFetch": {"maxBytes": 3221225472, "deadlineSeconds": 600}}
+    deployment = find(
+        helm.render(OPERATOR, namespace="ew", release="ew", values=values), "Deployment"
+    )
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["EDGEWAVE_MAX_MODEL_BYTES"] == "3221225472"
+    assert env["EDGEWAVE_MODEL_FETCH_DEADLINE_SECONDS"] == "600"
+    assert "EDGEWAVE_MODEL_ROOT" not in env  # file:// refused unless configured
+
+
 def test_operator_reads_secrets_only_by_name(helm: Helm) -> None:
     values = {
         "pki": {"caSecretName": "my-ca"},
