@@ -209,13 +209,19 @@ async def _build(
     import asyncio
 
     from edgewave_api.errors import EdgewaveError
-    from edgewave_compiler import cache, compiling, intake
+    from edgewave_compiler import cache, compiling, fetching
     from edgewave_operator.views import plans
 
     central = run.central_builds
     try:
+        # The command line fetches with its own user's rights (file:// anywhere, loopback).
         model_path = await asyncio.to_thread(
-            intake.fetch, model.uri, sha256=model.sha256, dest_dir=cache_root / "models"
+            lambda: fetching.fetch(
+                model.uri,
+                sha256=model.sha256,
+                dest_dir=cache_root / "models",
+                policy=fetching.LOCAL_USER,
+            )
         )
     except EdgewaveError as error:
         reason = f"the model could not be fetched: {error}"

@@ -526,7 +526,9 @@ OPERATOR_PERMISSIONS = [
     ("create", "events", "team-a", True),
     ("patch", "events", "team-a", False),
     ("create", "events.events.k8s.io", "team-a", False),
-    ("get", "secrets", "{ns}", True),
+    ("get", "secrets/{ca}", "{ns}", True),  # its own Secrets, by name only
+    ("get", "secrets/someone-elses", "{ns}", False),
+    ("get", "secrets", "{ns}", False),
     ("create", "secrets", "{ns}", True),
     ("update", "secrets/{ca}", "{ns}", False),  # created once, never rewritten
     ("update", "secrets/someone-elses", "{ns}", False),
@@ -643,6 +645,44 @@ def test_extra_secret_names_are_the_one_opt_in_extra(helm: Helm) -> None:
         }
     ]
     assert grants(role["rules"]) - grants(extra) == grants(permissions.NAMESPACE_RULES)
+
+
+def test_model_fetch_limits_reach_the_operator(helm: Helm) -> None:
+    values = {"modelFetch": {"maxBytes": 3221225472, "deadlineSeconds": 600}}
+    deployment = find(
+        helm.render(OPERATOR, namespace="ew", release="ew", values=values), "Deployment"
+    )
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["EDGEWAVE_MAX_MODEL_BYTES"] == "3221225472"
+    assert env["EDGEWAVE_MODEL_FETCH_DEADLINE_SECONDS"] == "600"
+    assert "EDGEWAVE_MODEL_ROOT" not in env  # file:// refused unless configured
+
+
+def test_operator_reads_secrets_only_by_name(helm: Helm) -> None:
+    values = {
+        "pki": {"caSecretName": "my-ca"},
+        "rbac": {"tlsSecretNamespaces": ["tls"], "tlsSecretNames": ["agent-client"]},
+    }
+    objects = helm.render(OPERATOR, namespace="ew", release="ew", values=values)
+    secret_rules = [
+        rule
+        for role in objects
+        if role["kind"] in ("Role", "ClusterRole")
+        for rule in role["rules"]
+        if "secrets" in rule["resources"]
+    ]
+    for rule in secret_rules:
+        assert rule["verbs"] == ["create"] or "resourceNames" in rule, rule
+    released = find(objects, "Role", "ew-edgewave-operator")["rules"]
+    (reader,) = [
+        rule for rule in released if "get" in rule["verbs"] and "secrets" in rule["resources"]
+    ]
+    assert reader["resourceNames"] == ["my-ca", "ew-edgewave-operator-signing-key", "agent-client"]
+    tls = find(objects, "Role", "ew-edgewave-operator-agent-tls")
+    assert tls["rules"][0]["resourceNames"] == ["agent-client"]
 
 
 def test_chart_rbac_template_is_generated_from_the_permissions_module() -> None:

@@ -369,6 +369,8 @@ class Operators:
             "EDGEWAVE_WATCH_NAMESPACES": json.dumps([self.namespace]),
             "EDGEWAVE_IDENTITY": identity,
             "EDGEWAVE_CACHE_DIR": str(self.cache),
+            # Session temp root: holds the `model_files` directory (file:// model URIs).
+            "EDGEWAVE_MODEL_ROOT": str(self.cache.parent),
             "EDGEWAVE_PROBE_INTERVAL_SECONDS": "0.5",
             "EDGEWAVE_PROBE_MAX_BACKOFF_SECONDS": "2",
             "EDGEWAVE_LEASE_DURATION_SECONDS": "3",
