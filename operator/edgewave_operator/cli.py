@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "edgewave_operator.commands.plan",
     "edgewave_operator.commands.status",
     "edgewave_operator.commands.agents",
+    "edgewave_operator.commands.dashboard",
 )
 
 
