@@ -10,12 +10,12 @@ PY_SOURCES := api compiler operator edge-agent proto tests e2e bench tools/*.py
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 
-.PHONY: help install controlplane helm generate verify fmt lint typecheck test unit integration demo bench clean
+.PHONY: help install controlplane helm browser generate verify fmt lint typecheck test unit integration demo bench clean
 
 help:
 	@echo "make demo   - start the local control plane, operator and edge agents, roll out a model (ARGS=--keep leaves it running)"
 	@echo "make test   - install everything, then lint, type-check and run every test"
-	@echo "make install | controlplane | helm | generate | verify | fmt | lint | typecheck | unit | integration | bench"
+	@echo "make install | controlplane | helm | browser | generate | verify | fmt | lint | typecheck | unit | integration | bench"
 
 install: .venv/.synced
 
@@ -29,6 +29,10 @@ controlplane:
 
 helm:
 	@tools/helm/build.sh >/dev/null
+
+# Debian's chromium, for the dashboard's browser test (apt-get, once per machine).
+browser:
+	@tools/browser/install.sh >/dev/null
 
 generate: install
 	$(RUN) python -m tools.generate
@@ -51,10 +55,10 @@ typecheck: install
 unit: install
 	$(RUN) pytest tests/unit
 
-integration: install controlplane helm
+integration: install controlplane helm browser
 	$(RUN) pytest tests/integration e2e
 
-test: install controlplane helm verify lint typecheck
+test: install controlplane helm browser verify lint typecheck
 	$(RUN) pytest
 
 demo: install controlplane

@@ -103,12 +103,18 @@ def waves(rollout: modelrollout.ModelRollout) -> list[dict[str, Any]]:
     return found
 
 
+def _regions(rollout: modelrollout.ModelRollout, lines: Sequence[rollouts.AgentLine]) -> list[str]:
+    """The grid's columns: regions in the order the waves name them, then the others by name."""
+    named = [region for wave in rollout.spec.strategy.waves for region in wave.regions or []]
+    others = {line.region for line in lines} | {
+        r.region for r in (rollout.status.regions if rollout.status else [])
+    }
+    return list(dict.fromkeys(named)) + sorted(others - set(named))
+
+
 def grid(rollout: modelrollout.ModelRollout, lines: Sequence[rollouts.AgentLine]) -> dict[str, Any]:
     """Waves x regions: the agents of each cell, by name (empty cells are empty lists)."""
-    regions = sorted(
-        {line.region for line in lines}
-        | {r.region for r in (rollout.status.regions if rollout.status else [])}
-    )
+    regions = _regions(rollout, lines)
     rows = [wave.name for wave in rollout.spec.strategy.waves]
     if any(line.wave is None for line in lines):
         rows.append(NO_WAVE)

@@ -52,11 +52,11 @@ def test_waves_follow_the_spec_with_recorded_progress_and_gate_numbers() -> None
 def test_the_grid_puts_each_agent_in_its_wave_and_region() -> None:
     grid = _detail()["grid"]
     assert grid == {
-        "regions": ["eu-central", "eu-west"],
+        "regions": ["eu-west", "eu-central", "us-east"],
         "rows": [
-            {"wave": "eu-west", "cells": [[], ["west-1", "west-2"]]},
-            {"wave": "eu-central", "cells": [["central-1"], []]},
-            {"wave": "us-east", "cells": [[], []]},
+            {"wave": "eu-west", "cells": [["west-1", "west-2"], [], []]},
+            {"wave": "eu-central", "cells": [[], ["central-1"], []]},
+            {"wave": "us-east", "cells": [[], [], []]},
         ],
     }
 
@@ -65,8 +65,11 @@ def test_agents_holding_the_model_outside_every_wave_get_their_own_row() -> None
     rollout = fixtures.rollout(status=fixtures.STATUS)
     stray = fixtures.agent("asia-1", "ap-south", fixtures.held("0.9.0", "Active"))
     detail = boards.detail(rollout, agents=[stray], policies=[], events=[], now=NOW)
-    assert detail["grid"]["regions"] == ["ap-south", "eu-west"]
-    assert detail["grid"]["rows"][-1] == {"wave": boards.NO_WAVE, "cells": [["asia-1"], []]}
+    assert detail["grid"]["regions"] == ["eu-west", "eu-central", "us-east", "ap-south"]
+    assert detail["grid"]["rows"][-1] == {
+        "wave": boards.NO_WAVE,
+        "cells": [[], [], [], ["asia-1"]],
+    }
 
 
 def test_no_status_yet_is_pending_with_empty_counts() -> None:
