@@ -20,7 +20,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -422,3 +422,28 @@ def test_with_allow_actions_the_pause_button_pauses_the_rollout(
         _wait_text(page, "#action-result", f"resumed {fleet.key}")
         assert not fleet.paused()
         assert errors == []
+
+
+def test_an_unreachable_api_server_is_one_line_and_exit_code_1(
+    edgewave: Callable[..., subprocess.CompletedProcess[str]],
+    crds: clusters.DevCluster,
+    tmp_path: Path,
+) -> None:
+    config = yaml.safe_load(crds.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    result = edgewave("dashboard", "--port", "0", kubeconfig=kubeconfig)
+    assert (result.returncode, result.stdout, result.stderr.count("\n")) == (1, "", 1)
+    assert "https://127.0.0.1:1" in result.stderr
+
+
+def test_actions_off_loopback_are_refused_before_serving(
+    edgewave: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    result = edgewave("dashboard", "--address", "0.0.0.0", "--allow-actions")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "error: --allow-actions is only allowed on a loopback address, not 0.0.0.0: "
+        "anyone who can load the page could act; use an SSH tunnel instead\n"
+    )
