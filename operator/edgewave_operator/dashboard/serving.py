@@ -15,6 +15,7 @@ passed in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import html
 import json
@@ -120,16 +121,17 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     await response.write(b"retry: 2000\n\n")
     sent = -1
-    while not closing.is_set():
-        version = mirror.version
-        if version != sent:
-            data = json.dumps(_board(request), separators=(",", ":"))
-            await response.write(f"data: {data}\n\n".encode())
-            sent = version
-        if await mirror.wait(sent, within=KEEPALIVE) == sent:
-            await response.write(b": keepalive\n\n")
-        else:
-            await asyncio.sleep(COALESCE)
+    with contextlib.suppress(ConnectionResetError):  # the page went away
+        while not closing.is_set():
+            version = mirror.version
+            if version != sent:
+                data = json.dumps(_board(request), separators=(",", ":"))
+                await response.write(f"data: {data}\n\n".encode())
+                sent = version
+            if await mirror.wait(sent, within=KEEPALIVE) == sent:
+                await response.write(b": keepalive\n\n")
+            else:
+                await asyncio.sleep(COALESCE)
     return response
 
 

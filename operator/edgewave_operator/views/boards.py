@@ -59,6 +59,10 @@ def summary(rollout: modelrollout.ModelRollout) -> dict[str, Any]:
         "readyAgents": (status.ready if status else None) or "-",
         "currentWave": (status.current_wave if status else None) or "-",
         "message": (status.message if status else None) or "",
+        "conditions": [
+            {"type": c.type, "status": c.status.value, "reason": c.reason}
+            for c in (status.conditions if status else [])
+        ],
     }
 
 

@@ -378,6 +378,7 @@ def test_the_page_shows_waves_and_agents_and_follows_changes_without_a_reload(
             _rollout_status(phase="Succeeded", central="Succeeded", wave="eu-central")
         )
         _wait_text(page, "#detail-summary", "Succeeded")
+        _wait_text(page, "#rollouts tbody tr.selected", "Ready True")
         _wait_text(page, "#live", f"{fleet.key}: Succeeded")
         assert "Succeeded" in page.locator("#waves tbody tr").nth(1).text_content()
         assert page.evaluate("window.edgewaveTestMark") == "same document"

@@ -163,6 +163,10 @@ def test_the_board_lists_every_rollout_and_details_the_selected_one() -> None:
         "shop/classifier-global",
     ]
     assert board["rollouts"][1]["readyAgents"] == "2/3"
+    assert board["rollouts"][1]["conditions"] == [
+        {"type": "Ready", "status": "False", "reason": "WaveInProgress"}
+    ]
+    assert board["rollouts"][0]["conditions"] == []
     assert board["detail"]["rollout"] == "shop/classifier-global"
     assert board["problem"] == "edgeagents: cannot reach the API server"
     assert board["at"] == "2026-01-02T03:04:05Z"
