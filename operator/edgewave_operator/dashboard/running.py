@@ -19,6 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from edgewave_api.errors import PermanentError
 from edgewave_operator.dashboard import guards, mirrors, serving, watching
 from edgewave_operator.kube import clients
 from edgewave_operator.lifecycle import actions, applying
@@ -42,8 +43,6 @@ def bind(address: str, port: int) -> socket.socket:
         sock.bind((address, port))
     except OSError as error:
         sock.close()
-        from edgewave_api.errors import PermanentError
-
         raise PermanentError(
             f"cannot listen on {address}:{port} ({error.strerror}); choose another --port"
         ) from None

@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
+from edgewave_api.errors import PermanentError
 from edgewave_operator.dashboard import guards, mirrors, running, serving
 from edgewave_operator.lifecycle import actions
 from tests.unit.dashboard import fixtures
@@ -184,3 +186,20 @@ def test_the_stream_sends_a_board_then_one_after_each_change() -> None:
                 assert third["problem"] == "edgeagents: cannot reach it"
 
     asyncio.run(run())
+
+
+def test_a_port_in_use_is_one_line_naming_it() -> None:
+    first = running.bind("127.0.0.1", 0)
+    try:
+        port = first.getsockname()[1]
+        with pytest.raises(PermanentError) as raised:
+            running.bind("127.0.0.1", port)
+        assert str(raised.value).startswith(f"cannot listen on 127.0.0.1:{port} (")
+        assert str(raised.value).endswith("choose another --port")
+    finally:
+        first.close()
+
+
+def test_urls_of_addresses() -> None:
+    assert running.url_of("127.0.0.1", 8480) == "http://127.0.0.1:8480/"
+    assert running.url_of("::1", 8480) == "http://[::1]:8480/"
