@@ -419,6 +419,11 @@ def test_with_allow_actions_the_pause_button_pauses_the_rollout(
         resume.wait_for(timeout=UPDATE_MS)
         _wait_text(page, "#detail-summary", "paused by spec")
         _screenshot(page, "dashboard-actions.png")
+        # Keyboard focus survives the redraws that live updates cause.
+        resume.focus()
+        fleet.agent_status(fleet.central, _agent_status(_held("0.9.0", "Active"), ready=False))
+        _wait_text(page, "#agents", "NotReady")
+        assert page.evaluate("document.activeElement.textContent") == "Resume"
         resume.click()
         _wait_text(page, "#action-result", f"resumed {fleet.key}")
         assert not fleet.paused()
