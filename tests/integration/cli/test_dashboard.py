@@ -18,6 +18,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -363,6 +364,7 @@ def test_the_page_shows_waves_and_agents_and_follows_changes_without_a_reload(
 
         # Marks this document: a reload would lose it.
         page.evaluate("window.edgewaveTestMark = 'same document'")
+        started = time.monotonic()
         fleet.agent_status(
             fleet.central,
             _agent_status(_held("1.0.0", "Active", p95=3.1), _held("0.9.0", "Standby")),
@@ -374,6 +376,8 @@ def test_the_page_shows_waves_and_agents_and_follows_changes_without_a_reload(
             arg=[fleet.central],
             timeout=UPDATE_MS,
         )
+        # A figure for the notes, not an assertion: kubectl patch -> watch -> SSE -> DOM.
+        print(f"page showed the agent's new state {time.monotonic() - started:.2f}s after patching")
         fleet.rollout_status(
             _rollout_status(phase="Succeeded", central="Succeeded", wave="eu-central")
         )
