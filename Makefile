@@ -10,12 +10,12 @@ PY_SOURCES := api compiler operator edge-agent gateway proto tests e2e bench too
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 
-.PHONY: help install controlplane helm healthcheck kube-score generate verify fmt lint typecheck test unit integration demo bench clean
+.PHONY: help install controlplane helm healthcheck kube-score browser generate verify fmt lint typecheck test unit integration demo bench clean
 
 help:
 	@echo "make demo   - start the local control plane, operator and edge agents, roll out a model (ARGS=--keep leaves it running)"
 	@echo "make test   - install everything, then lint, type-check and run every test"
-	@echo "make install | controlplane | helm | healthcheck | kube-score | generate | verify | fmt | lint | typecheck | unit | integration | bench"
+	@echo "make install | controlplane | helm | healthcheck | kube-score | browser | generate | verify | fmt | lint | typecheck | unit | integration | bench"
 
 install: .venv/.synced
 
@@ -36,6 +36,10 @@ healthcheck:
 
 kube-score:
 	@tools/kube-score/build.sh >/dev/null
+
+# Debian's chromium, for the dashboard's browser test (apt-get, once per machine).
+browser:
+	@tools/browser/install.sh >/dev/null
 
 generate: install
 	$(RUN) python -m tools.generate
@@ -58,10 +62,10 @@ typecheck: install
 unit: install
 	$(RUN) pytest tests/unit
 
-integration: install controlplane helm healthcheck kube-score
+integration: install controlplane helm healthcheck kube-score browser
 	$(RUN) pytest tests/integration e2e
 
-test: install controlplane helm healthcheck kube-score verify lint typecheck
+test: install controlplane helm healthcheck kube-score browser verify lint typecheck
 	$(RUN) pytest
 
 demo: install controlplane
