@@ -881,8 +881,7 @@ def test_agent_command_accepts_the_daemonset_arguments(helm: Helm) -> None:
 def test_operator_command_accepts_the_deployment_arguments(helm: Helm) -> None:
     root: Any = typer.main.get_command(operator_cli.build_app())
     operator = root.commands.get("operator")
-    if "run" not in getattr(operator, "commands", {}):
-        pytest.skip("`edgewave operator run` is not written yet")
+    assert "run" in getattr(operator, "commands", {}), "`edgewave operator run` is missing"
     for values in (None, {"watchNamespaces": ["team-a", "team-b"]}):
         objects = helm.render(OPERATOR, namespace="edgewave-system", values=values)
         container = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
