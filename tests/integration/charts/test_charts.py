@@ -634,7 +634,9 @@ def test_extra_secret_names_are_the_one_opt_in_extra(helm: Helm) -> None:
 
 def test_chart_rbac_template_is_generated_from_the_permissions_module() -> None:
     # `make verify` checks this too; here a stale template fails the chart tests directly.
-    for relative, content in rbacgen.generate().items():
+    generated = rbacgen.generate()
+    assert generated, "rbacgen generated nothing: the loop below would check nothing"
+    for relative, content in generated.items():
         assert (REPO / relative).read_text() == content, f"{relative} is stale: make generate"
 
 
