@@ -60,6 +60,8 @@ class WaveProgress:
     verifying_since: datetime.datetime | None = None
     finished_at: datetime.datetime | None = None
     failed_agents: tuple[str, ...] = ()
+    failure_reasons: tuple[tuple[str, str], ...] = ()
+    """(agent, why its activation failed, in the agent's words), for the failure message."""
     message: str = ""
     gate: GateResult | None = None
 

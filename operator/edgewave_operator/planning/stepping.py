@@ -150,12 +150,24 @@ def failed_on_agent(agent: views.AgentView, *, model: str, version: str) -> bool
 def record_failures(
     current: progress.Progress, *, wave: str, failures: Mapping[str, str]
 ) -> progress.Progress:
-    """Remember agents whose activation failed in `wave` (name -> reason)."""
+    """Remember agents whose activation failed in `wave`, and why (name -> reason)."""
     if not failures:
         return current
     record = current.wave(wave)
     failed = tuple(sorted(set(record.failed_agents) | set(failures)))
-    return current.with_wave(replace(record, failed_agents=failed))
+    reasons = tuple(sorted({**dict(record.failure_reasons), **failures}.items()))
+    return current.with_wave(replace(record, failed_agents=failed, failure_reasons=reasons))
+
+
+MAX_REASONS = 3
+"""Agents whose own words a failure message quotes (the rest are named only)."""
+MAX_REASON_CHARS = 600
+
+
+def _reasons(record: progress.WaveProgress, failed: set[str]) -> str:
+    """The first failed agents' own reasons, as `; agent: why` (empty when none said why)."""
+    said = [(agent, why) for agent, why in record.failure_reasons if agent in failed and why]
+    return "".join(f"; {agent}: {why[:MAX_REASON_CHARS]}" for agent, why in said[:MAX_REASONS])
 
 
 @dataclass
@@ -420,6 +432,7 @@ class _Planner:
                 message=(
                     f"{len(failed)} of {len(wave.agents)} agents failed to activate "
                     f"{version} (maxFailed {wave.max_failed}): {', '.join(sorted(failed))}"
+                    + _reasons(record, failed)
                 ),
                 numbers={"failed": len(failed), "maxFailed": wave.max_failed},
             )

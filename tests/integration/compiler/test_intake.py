@@ -94,7 +94,13 @@ def test_profiles_must_fit_the_model(profile: keys.ShapeProfile, words: str) -> 
 
 
 def test_static_model_needs_no_profile_and_good_profile_passes() -> None:
-    intake.check_profiles(_info(batch=2), [])
-    intake.check_profiles(
-        _info(), [keys.ShapeProfile(input="x", min=(1, 8), opt=(4, 8), max=(16, 8))]
-    )
+    static, dynamic = _info(batch=2), _info()
+    # What makes the two calls below meaningful: one input fixed, one with a dynamic batch.
+    assert [(t.name, t.shape, t.dynamic_dims) for t in static.inputs] == [("x", (2, 8), ())]
+    assert [(t.name, t.dynamic_dims) for t in dynamic.inputs] == [("x", (0,))]
+    good = keys.ShapeProfile(input="x", min=(1, 8), opt=(4, 8), max=(16, 8))
+    intake.check_profiles(static, [])  # raises if refused
+    intake.check_profiles(dynamic, [good])
+    # The same dynamic model without the profile is refused: the pass above is the profile's.
+    with pytest.raises(errors.MissingShapeProfile, match="input 'x'"):
+        intake.check_profiles(dynamic, [])

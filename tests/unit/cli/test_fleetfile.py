@@ -41,7 +41,9 @@ def test_the_documented_fleet_has_two_rtx_classes_and_a_jetson_class_in_three_re
 
 def test_the_fleet_pins_the_tensorrt_rtx_release_this_environment_builds_with() -> None:
     """A central TensorRT-RTX engine loads only on the same release: keep the file in step."""
-    installed = pytest.importorskip("tensorrt_rtx").__version__
+    import tensorrt_rtx  # a pinned dependency: failing to import fails the test
+
+    installed = tensorrt_rtx.__version__
     versions = {
         runtime.version
         for agent in fleetfile.load(FLEET, now=T0)
