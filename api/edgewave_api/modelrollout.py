@@ -242,6 +242,10 @@ class Strategy(ApiModel):
     """Stop before the next batch; set back to false to resume."""
     progress_deadline_seconds: Annotated[int, Field(ge=1, le=604800)] = 600
     """Most time a wave may take to activate on its agents before the rollout fails."""
+    unreachable_timeout_seconds: Annotated[int, Field(ge=1, le=604800)] = 600
+    """How long a wave waits for an agent that is not connected (from when the wave reached
+    it, or from when the agent went offline if later) before counting it against
+    `maxFailed` as offline. It still receives the version when it reconnects."""
 
     @model_validator(mode="after")
     def _catch_all_last(self) -> Self:
@@ -445,7 +449,11 @@ class AgentCounts(ApiModel):
     healthy: Count = 0
     """Updated agents that are healthy."""
     failed: Count = 0
-    """Agents whose push or activation failed."""
+    """Agents whose push or activation failed, or that stayed offline past
+    `unreachableTimeoutSeconds`."""
+    offline: Count = 0
+    """Agents not connected that do not serve the version yet: it is delivered when they
+    reconnect."""
 
 
 class WaveStatus(AgentCounts):
@@ -477,6 +485,9 @@ class RolloutTotals(AgentCounts):
 
     excluded: Count = 0
     """Agents selected by `targets` but not updated (see `exclusions` for why)."""
+    converging: Count = 0
+    """Agents being brought to the version after their wave passed (they reconnected or
+    joined a targeted region later); no wave runs again for them."""
 
 
 class ExclusionSummary(ApiModel):

@@ -60,6 +60,9 @@ class WaveProgress:
     verifying_since: datetime.datetime | None = None
     finished_at: datetime.datetime | None = None
     failed_agents: tuple[str, ...] = ()
+    offline_agents: tuple[str, ...] = ()
+    """Agents counted against `maxFailed` for staying offline past the unreachable timeout
+    (derived again each turn, never sticky: one that reconnects leaves it)."""
     message: str = ""
     gate: GateResult | None = None
 
