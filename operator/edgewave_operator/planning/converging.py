@@ -33,7 +33,6 @@ from enum import StrEnum
 from edgewave_operator.planning import progress, stepping, targeting, views
 
 _CONVERGING = (progress.Phase.PROGRESSING, progress.Phase.SUCCEEDED)
-_SERVED = (views.ModelState.ACTIVE, views.ModelState.STANDBY)
 
 
 class Reason(StrEnum):
@@ -139,8 +138,8 @@ def converge(
 
 
 def _served(agent: views.AgentView, *, model: str, version: str) -> bool:
-    """`agent` served `version` before (it still holds it loaded): drift, not lateness."""
-    return any(h.version == version and h.state in _SERVED for h in agent.versions_of(model))
+    """`agent` still holds `version` (it had received it): drift, not lateness."""
+    return agent.holds(model, version)
 
 
 def _names(names: Sequence[str], *, shown: int = 5) -> str:
