@@ -202,8 +202,8 @@ class Wave(ApiModel):
     """Most agents of the wave updating at once: a count or a percentage (rounded down, at
     least 1)."""
     max_failed: IntOrPercent = 0
-    """Failed activations tolerated before the wave fails: a count or a percentage (rounded
-    down)."""
+    """Failed activations, and agents offline past `unreachableTimeoutSeconds`, tolerated
+    before the wave fails: a count or a percentage (rounded down: 10% of 5 agents is 0)."""
 
 
 _UNIQUE_WAVES = markers.Rule(
