@@ -14,8 +14,8 @@ decides is here, as a chain of the pure planners:
 4. the next step (`stepping`) from the remembered progress plus the last outcomes, and
    the late agents of passed waves brought to the version (`converging`; offline agents
    are waited for, then counted failed, by `offline`);
-5. status (`rendering`), events (the step's, drift repairs, evictions, exclusions),
-   evictions due again, and when to look next.
+5. status (`rendering`), events (the step's with late agents and drift repairs,
+   evictions, exclusions), evictions due again, and when to look next.
 
 Nothing here reads a clock, the cluster, an agent or a file: the same snapshot gives the
 same decision, which is what `tests/unit/planning/test_reconciling.py` tables.
