@@ -202,8 +202,8 @@ class Wave(ApiModel):
     """Most agents of the wave updating at once: a count or a percentage (rounded down, at
     least 1)."""
     max_failed: IntOrPercent = 0
-    """Failed activations tolerated before the wave fails: a count or a percentage (rounded
-    down)."""
+    """Failed activations, and agents offline past `unreachableTimeoutSeconds`, tolerated
+    before the wave fails: a count or a percentage (rounded down: 10% of 5 agents is 0)."""
 
 
 _UNIQUE_WAVES = markers.Rule(
@@ -242,6 +242,10 @@ class Strategy(ApiModel):
     """Stop before the next batch; set back to false to resume."""
     progress_deadline_seconds: Annotated[int, Field(ge=1, le=604800)] = 600
     """Most time a wave may take to activate on its agents before the rollout fails."""
+    unreachable_timeout_seconds: Annotated[int, Field(ge=1, le=604800)] = 600
+    """How long a wave waits for an agent that is not connected (from when the wave reached
+    it, or from when the agent went offline if later) before counting it against
+    `maxFailed` as offline. It still receives the version when it reconnects."""
 
     @model_validator(mode="after")
     def _catch_all_last(self) -> Self:
@@ -451,7 +455,11 @@ class AgentCounts(ApiModel):
     healthy: Count = 0
     """Updated agents that are healthy."""
     failed: Count = 0
-    """Agents whose push or activation failed."""
+    """Agents whose push or activation failed, or that stayed offline past
+    `unreachableTimeoutSeconds`."""
+    offline: Count = 0
+    """Agents not connected that do not serve the version yet: it is delivered when they
+    reconnect."""
 
 
 class WaveStatus(AgentCounts):
@@ -483,6 +491,9 @@ class RolloutTotals(AgentCounts):
 
     excluded: Count = 0
     """Agents selected by `targets` but not updated (see `exclusions` for why)."""
+    converging: Count = 0
+    """Agents being brought to the version after their wave passed (they reconnected or
+    joined a targeted region later); no wave runs again for them."""
 
 
 class ExclusionSummary(ApiModel):

@@ -13,7 +13,15 @@ from collections.abc import Iterable
 
 from edgewave_api import conditions as api_conditions
 from edgewave_api import edgeagent, modelrollout, residencypolicy
-from edgewave_operator.planning import gates, progress, residency, stepping, targeting, views
+from edgewave_operator.planning import (
+    gates,
+    offline,
+    progress,
+    residency,
+    stepping,
+    targeting,
+    views,
+)
 
 REGION_LABEL = "topology.kubernetes.io/region"
 """If an EdgeAgent carries this label, it must agree with `spec.region` (else: drift)."""
@@ -88,6 +96,9 @@ def intent(rollout: modelrollout.ModelRollout) -> stepping.Intent:
         auto_rollback=strategy.auto_rollback,
         paused=strategy.paused,
         progress_deadline=datetime.timedelta(seconds=strategy.progress_deadline_seconds),
+        offline=offline.Rule(
+            timeout=datetime.timedelta(seconds=strategy.unreachable_timeout_seconds)
+        ),
     )
 
 

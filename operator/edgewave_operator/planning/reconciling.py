@@ -11,9 +11,11 @@ decides is here, as a chain of the pure planners:
 2. the compile state: failed for this generation (terminal until the spec changes),
    failed now, engines ready (a failed rollout resumes), or waiting for agents;
 3. agents no backend serves, or whose own build failed, excluded; waves assigned;
-4. the next step (`stepping`) from the remembered progress plus the last outcomes;
-5. status (`rendering`), events (the step's, drift repairs, evictions, exclusions),
-   evictions due again, and when to look next.
+4. the next step (`stepping`) from the remembered progress plus the last outcomes, and
+   the late agents of passed waves brought to the version (`converging`; offline agents
+   are waited for, then counted failed, by `offline`);
+5. status (`rendering`), events (the step's with late agents and drift repairs,
+   evictions, exclusions), evictions due again, and when to look next.
 
 Nothing here reads a clock, the cluster, an agent or a file: the same snapshot gives the
 same decision, which is what `tests/unit/planning/test_reconciling.py` tables.
@@ -30,6 +32,7 @@ from edgewave_api import modelrollout, residencypolicy
 from edgewave_operator.planning import (
     builds,
     conditions,
+    converging,
     parsing,
     progress,
     rendering,
@@ -246,8 +249,14 @@ def decide(snapshot: Snapshot) -> Decision:
         now=now,
         observation=snapshot.outcomes.observation,
     )
+    step = converging.converge(step, intent=intent, waves=waves, engines=by_agent)
     summary = summaries.summarize(
-        intent=intent, waves=waves, targets=found, engines=by_agent, current=step.progress
+        intent=intent,
+        waves=waves,
+        targets=found,
+        engines=by_agent,
+        current=step.progress,
+        now=now,
     )
     status = rendering.rollout_status(
         generation=rollout.metadata.generation or 0,
@@ -273,7 +282,6 @@ def decide(snapshot: Snapshot) -> Decision:
         summary=summary,
         notices=(
             *(_notice(event) for event in step.events),
-            *_drift_notices(step, version=intent.version),
             *eviction_notices,
             *exclusion_notices,
         ),
@@ -331,20 +339,6 @@ def _engines_message(engines: builds.Engines) -> str:
 
 def _notice(event: stepping.Event) -> Notice:
     return Notice(type=event.type, reason=event.reason, message=event.message)
-
-
-def _drift_notices(step: stepping.Step, *, version: str) -> tuple[Notice, ...]:
-    repairs = sorted(
-        update.agent
-        for action in step.actions
-        if isinstance(action, stepping.UpdateBatch)
-        for update in action.updates
-        if update.repair
-    )
-    if not repairs:
-        return ()
-    message = f"agents {', '.join(repairs)} no longer serve {version}; restoring it"
-    return (Notice(type=stepping.EventType.NORMAL, reason="DriftRepair", message=message),)
 
 
 def _eviction_notices(

@@ -31,6 +31,15 @@ def _text(renderable: RenderableType) -> str:
     return output.getvalue()
 
 
+def _row(text: str, first: str) -> list[str]:
+    """The cells of the first table row whose first cell is `first`."""
+    for line in text.splitlines():
+        cells = [c for c in line.replace("│", " ").replace("┃", " ").split() if c]
+        if cells and cells[0] == first:
+            return cells
+    raise AssertionError(f"no row starts with {first}")
+
+
 def _conditions(**statuses: bool) -> list[conditions.Condition]:
     found: list[conditions.Condition] = []
     for kind, value in statuses.items():
@@ -260,6 +269,7 @@ def _rollout_with_status() -> modelrollout.ModelRollout:
                 targets=2,
                 updated=2,
                 healthy=2,
+                offline=1,
                 gate=modelrollout.GateMeasurement(
                     samples=25, p95_latency_ms=1.25, error_rate=0.0, passed=True
                 ),
@@ -270,7 +280,9 @@ def _rollout_with_status() -> modelrollout.ModelRollout:
                 reason="RegionNotAllowed", count=2, examples=["edge-us-1", "edge-us-2"]
             )
         ],
-        totals=modelrollout.RolloutTotals(targets=4, updated=2, healthy=1, excluded=2),
+        totals=modelrollout.RolloutTotals(
+            targets=4, updated=2, healthy=1, excluded=2, offline=1, converging=1
+        ),
         conditions=_conditions(Ready=False, Progressing=True),
     )
     return rollout
@@ -316,6 +328,9 @@ def test_status_shows_waves_with_gates_and_the_agents_holding_the_model() -> Non
     assert "25 req, p95 1.2 ms, err 0.000 (passed)" in text
     assert "RegionNotAllowed" in text
     assert "edge-us-1, edge-us-2" in text
+    assert "OFFLINE" in text
+    assert _row(text, "eu-west")[:6] == ["eu-west", "Succeeded", "2", "2", "2", "0"]
+    assert _row(text, "eu-west")[6] == "1"
     document = rollouts.document(rollout, lines)
     assert document["ready"] is False
     assert document["status"]["waves"][0]["gate"]["samples"] == 25
@@ -351,4 +366,4 @@ def test_the_live_view_shows_versions_and_exclusions_per_agent() -> None:
     text = _text(progress.render([rollout], [_agent("edge-eu-1", status=holder)], now=T0))
     assert "rest-of-eu" in text
     assert "(the rest)" in text
-    assert "excluded 2" in text
+    assert "excluded 2  offline 1" in text and "converging 1" in text  # the title wraps

@@ -15,7 +15,9 @@ from collections.abc import Callable, Mapping
 import pytest
 
 from edgewave_operator.planning import (
+    converging,
     gates,
+    offline,
     progress,
     residency,
     stepping,
@@ -95,7 +97,7 @@ class Sim:
             a.name: views.EngineRef(digest=f"d-{self.intent.version}", backend="ORT")
             for a in found.targets
         }
-        return stepping.next_step(
+        step = stepping.next_step(
             intent=self.intent,
             waves=waves,
             engines=engines,
@@ -103,6 +105,8 @@ class Sim:
             now=self.now,
             observation=self.observation,
         )
+        # As `reconciling.decide` does: late agents of passed waves converge.
+        return converging.converge(step, intent=self.intent, waves=waves, engines=engines)
 
     def tick(self) -> stepping.Step:
         step = self.plan()
@@ -300,16 +304,32 @@ def test_previous_version_follows_success() -> None:
     assert sim.current.previous_version == "v2"
 
 
-def test_unreachable_agent_fails_the_wave_at_the_deadline() -> None:
+def test_offline_agent_fails_an_intolerant_wave_after_the_unreachable_timeout() -> None:
     agents = fleet()
     agents["eu-west-1"] = dataclasses.replace(agents["eu-west-1"], reachable=False)
+    rule = offline.Rule(timeout=90 * S)  # longer than the progress deadline: it governs
+    sim = Sim(agents=agents, intent=intent(offline=rule))
+    final = sim.run()
+    assert final.progress.failure is not None
+    assert final.progress.failure.reason == "AgentsOffline"
+    assert "offline past unreachableTimeoutSeconds (90 s): eu-west-1" in (
+        final.progress.failure.message
+    )
+    assert final.progress.failure.numbers == {"failed": 1, "offline": 1, "maxFailed": 0}
+    assert sim.now >= T0 + 90 * S
+    assert final.progress.phase is Phase.ROLLED_BACK
+    assert sim.reverts == [("eu-west-0", "v1")]
+
+
+def test_connected_agent_never_heard_from_fails_the_wave_at_the_deadline() -> None:
+    agents = fleet()
+    agents["eu-west-1"] = dataclasses.replace(agents["eu-west-1"], observed=False)
     sim = Sim(agents=agents, intent=intent())
     final = sim.run()
     assert final.progress.failure is not None
     assert final.progress.failure.reason == "ProgressDeadlineExceeded"
-    assert "eu-west-1" in final.progress.failure.message
-    assert sim.now >= T0 + 60 * S
-    assert final.progress.phase is Phase.ROLLED_BACK
+    assert "agents eu-west-1 did not answer" in final.progress.failure.message
+    assert T0 + 60 * S <= sim.now < T0 + 70 * S
     assert sim.reverts == [("eu-west-0", "v1")]
 
 
