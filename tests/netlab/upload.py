@@ -43,6 +43,8 @@ async def _upload(args: argparse.Namespace) -> dict[str, Any]:
         }
     except grpc.aio.AioRpcError as error:
         outcome["error"] = f"{error.code().name}: {error.details()}"
+    except asyncio.InvalidStateError as error:  # a write after the stream broke
+        outcome["error"] = f"stream ended: {error}"
     finally:
         outcome["seconds"] = time.perf_counter() - started
         outcome["uploaded_bytes"] = client.uploaded_bytes
