@@ -70,7 +70,7 @@ test: install controlplane helm healthcheck kube-score toxiproxy verify lint typ
 
 # The long forms of the network fault tests (tests marked chaos; make test runs the short forms).
 chaos: install toxiproxy
-	EDGEWAVE_CHAOS=1 $(RUN) pytest tests/integration/network -m "chaos or network"
+	EDGEWAVE_CHAOS=1 $(RUN) pytest tests/integration/network -m chaos
 
 demo: install controlplane
 	$(RUN) edgewave demo $(ARGS)
