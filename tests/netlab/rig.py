@@ -33,11 +33,15 @@ def write_operator_files(pki: testing.GatewayPki) -> Path:
 
 
 def gateway_process(
-    *, pki: testing.GatewayPki, root: Path, name: str = "gw-1", port: int = 0, **extra: Any
+    *,
+    pki: testing.GatewayPki,
+    root: Path,
+    name: str = "gw-1",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    **extra: Any,
 ) -> testing.GatewayProcess:
-    config = testing.gateway_config(
-        pki_=pki, root=root, name=name, listen=f"127.0.0.1:{port}", **extra
-    )
+    config = testing.gateway_config(pki_=pki, root=root, name=name, listen=f"{host}:{port}", **extra)
     return testing.GatewayProcess(config=config, workdir=root / "gateways")
 
 
