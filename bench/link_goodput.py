@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -33,6 +35,7 @@ if str(REPO) not in sys.path:
 
 from edgewave_gateway import client as gateway_client  # noqa: E402
 from edgewave_gateway import testing  # noqa: E402
+from tests.integration.gateway import helpers  # noqa: E402
 from tests.netlab import netns, rig  # noqa: E402
 
 MiB = 1 << 20
@@ -65,8 +68,6 @@ def _raw(
         if sink.poll() is None:
             sink.kill()
             sink.wait()
-    import json
-
     seconds: float = json.loads(sent.stdout.strip().splitlines()[-1])["seconds"]
     return seconds
 
@@ -85,14 +86,10 @@ async def _deliver(pki: testing.GatewayPki, address: str, agent: str, digest: st
 
 
 def _run(*, root: Path, size: int, mbit: float) -> None:
-    from tests.integration.gateway import helpers
-
     pki = testing.GatewayPki.create(root / "pki")
     rig.write_operator_files(pki)
     engine = root / "engine.bin"
     engine.write_bytes(os.urandom(size))
-    import hashlib
-
     digest = hashlib.sha256(engine.read_bytes()).hexdigest()
     with netns.Lab() as lab:
         up, edge = lab.add(), lab.add()
@@ -108,13 +105,17 @@ def _run(*, root: Path, size: int, mbit: float) -> None:
             address = f"{edge.host_address}:{gateway.port}"
             agent.start()
             asyncio.run(helpers.wait_sessions(pki, address, {"edge-bench"}))
-            raw_up = _raw(sender=up, receiver=None, host=edge.host_address, path=engine, workdir=root)
+            raw_up = _raw(
+                sender=up, receiver=None, host=edge.host_address, path=engine, workdir=root
+            )
             uploaded = rig.upload(
                 up, pki_dir=pki.directory, gateway_address=address, engine=engine,
                 digest=digest, chunk_bytes=CHUNK, timeout=TIMEOUT,
             )  # fmt: skip
             assert uploaded.get("response", {}).get("complete"), uploaded
-            raw_edge = _raw(sender=None, receiver=edge, host=edge.address, path=engine, workdir=root)
+            raw_edge = _raw(
+                sender=None, receiver=edge, host=edge.address, path=engine, workdir=root
+            )
             deliver = asyncio.run(_deliver(pki, address, "edge-bench", digest))
         finally:
             agent.kill()

@@ -177,7 +177,7 @@ async def _leg_bare_grpc(port: int, pki: testing.Pki, artifact: Artifact, chunk:
             response_deserializer=pb.PushResponse.FromString,
         )
         started = time.perf_counter()
-        call = push()
+        call = push(None)
         header = pb.PushChunk(digest=artifact.digest, total_size=artifact.size, offset=0)
         await call.write(header.SerializeToString())
         for _, _, message in artifact.push_messages(offset=0, chunk_bytes=chunk):

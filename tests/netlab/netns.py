@@ -25,7 +25,7 @@ from pathlib import Path
 
 PREFIX = "ewt"
 # /30s are taken from this /16 (private, unlikely to be routed on a CI machine).
-POOL = ipaddress.ip_network("10.213.0.0/16")
+POOL = ipaddress.IPv4Network("10.213.0.0/16")
 COMMAND_TIMEOUT = 30.0
 OPT_OUT_ENV = "EDGEWAVE_NETNS_OPTOUT"
 LISTEN, ESTABLISHED = "0A", "01"
@@ -95,12 +95,12 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
     for line in run("ip", "-o", "-4", "addr", "show").splitlines():
         fields = line.split()
         if "inet" in fields:
-            used.append(ipaddress.ip_interface(fields[fields.index("inet") + 1]).network)
+            used.append(ipaddress.IPv4Interface(fields[fields.index("inet") + 1]).network)
     return used
 
 
 def _free_slash30(taken: list[ipaddress.IPv4Network], rng: random.Random) -> ipaddress.IPv4Network:
-    blocks = list(POOL.subnets(new_prefix=30))
+    blocks: list[ipaddress.IPv4Network] = list(POOL.subnets(new_prefix=30))
     for _ in range(256):
         block = rng.choice(blocks)
         if not any(block.overlaps(other) for other in taken):
@@ -180,7 +180,7 @@ class Lab:
             stem = f"{PREFIX}{os.getpid():x}x{self.token[:1]}n{index}"
         name = stem
         taken = _used_networks() + [
-            ipaddress.ip_interface(f"{n.address}/30").network for n in self.namespaces
+            ipaddress.IPv4Interface(f"{n.address}/30").network for n in self.namespaces
         ]
         block = _free_slash30(taken, random.Random(secrets.randbits(32)))
         host, peer = (str(a) for a in block.hosts())
@@ -189,7 +189,17 @@ class Lab:
         )
         self.namespaces.append(namespace)
         run("ip", "netns", "add", name)
-        run("ip", "link", "add", namespace.host_if, "type", "veth", "peer", "name", namespace.peer_if)
+        run(
+            "ip",
+            "link",
+            "add",
+            namespace.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            namespace.peer_if,
+        )
         run("ip", "link", "set", namespace.peer_if, "netns", name)
         run("ip", "addr", "add", f"{host}/30", "dev", namespace.host_if)
         run("ip", "link", "set", namespace.host_if, "up")

@@ -41,7 +41,9 @@ def gateway_process(
     port: int = 0,
     **extra: Any,
 ) -> testing.GatewayProcess:
-    config = testing.gateway_config(pki_=pki, root=root, name=name, listen=f"{host}:{port}", **extra)
+    config = testing.gateway_config(
+        pki_=pki, root=root, name=name, listen=f"{host}:{port}", **extra
+    )
     return testing.GatewayProcess(config=config, workdir=root / "gateways")
 
 
@@ -58,7 +60,10 @@ class NamespacedAgent(agent_testing.AgentProcess):
     def metrics(self) -> dict[str, float]:
         """Its Prometheus samples (name{labels} -> value), read inside its namespace."""
         url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
-        script = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"
+        script = (
+            "import urllib.request;"
+            f" print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"
+        )
         text = self.namespace.run(sys.executable, "-c", script)
         samples = {}
         for line in text.splitlines():
@@ -87,9 +92,7 @@ def agent_process(
         status_interval_seconds=5.0,
         **extra,
     )
-    config.update(
-        testing.agent_gateway_settings(pki_=pki, name=name, address=gateway_address)
-    )
+    config.update(testing.agent_gateway_settings(pki_=pki, name=name, address=gateway_address))
     if metrics:
         config["telemetry"] = {"metrics_listen": f"127.0.0.1:{METRICS_PORT}"}
     return NamespacedAgent(namespace=namespace, config=config, workdir=root)

@@ -99,7 +99,7 @@ class Toxiproxy:
             self.api + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # loopback
+            with urllib.request.urlopen(request, timeout=10) as response:  # loopback
                 text = response.read().decode()
         except urllib.error.HTTPError as error:
             raise ToxiproxyError(

@@ -58,9 +58,7 @@ def lab(netns_ready: None) -> Iterator[netns.Lab]:
 
 
 @pytest.fixture(scope="session")
-def toxiproxy(
-    netns_ready: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Toxiproxy]:
+def toxiproxy(netns_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Toxiproxy]:
     server = Toxiproxy(log_path=tmp_path_factory.mktemp("toxiproxy") / "toxiproxy.log").start()
     yield server
     server.stop()
@@ -115,7 +113,9 @@ def start_agent(
     """Start an agent in a namespace (gateway mode); killed before the namespaces go."""
     started: list[rig.NamespacedAgent] = []
 
-    def start(namespace: netns.Namespace, name: str, *, gateway: str, **extra: Any) -> rig.NamespacedAgent:
+    def start(
+        namespace: netns.Namespace, name: str, *, gateway: str, **extra: Any
+    ) -> rig.NamespacedAgent:
         agent = rig.agent_process(
             namespace=namespace, pki=net_pki, root=short_root, name=name,
             gateway_address=gateway, **extra,

@@ -44,9 +44,7 @@ def _listen_once(namespace: netns.Namespace, port: int) -> subprocess.Popen[byte
         "print('ready',flush=True)\n"
         "s.settimeout(30); c,_=s.accept(); c.close()\n"
     )
-    process = subprocess.Popen(
-        namespace.argv(sys.executable, "-c", script), stdout=subprocess.PIPE
-    )
+    process = subprocess.Popen(namespace.argv(sys.executable, "-c", script), stdout=subprocess.PIPE)
     assert process.stdout is not None
     assert process.stdout.readline().strip() == b"ready"
     return process

@@ -23,7 +23,7 @@ from edgewave_gateway import testing
 from edgewave_operator.agents.client import AgentClient, ClientTls
 from tests.integration.gateway import helpers
 from tests.integration.network.conftest import StartAgent, StartGateway
-from tests.netlab import netns, rig
+from tests.netlab import netns
 from tests.netlab.toxiproxy import Toxiproxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.network]
@@ -46,6 +46,7 @@ SCALES = [
 
 @pytest.mark.parametrize("scale", SCALES)
 def test_a_gateway_killed_mid_relay_resumes_without_a_second_upload(
+    *,
     scale: Scale,
     lab: netns.Lab,
     toxics: Toxiproxy,
@@ -76,7 +77,8 @@ def test_a_gateway_killed_mid_relay_resumes_without_a_second_upload(
 
     def operator() -> gateway_client.GatewayClient:
         return gateway_client.GatewayClient(
-            gateway.address, ca_pem=tls.ca_pem, cert_pem=tls.cert_pem, key_pem=tls.key_pem,
+            gateway.address, ca_pem=net_pki.ca.cert_pem, cert_pem=net_pki.operator.cert_pem,
+            key_pem=net_pki.operator.key_pem,
             server_name="localhost",
         )  # fmt: skip
 

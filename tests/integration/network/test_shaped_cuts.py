@@ -99,6 +99,7 @@ async def _agent_settled(tls: ClientTls, gateway: str, digest: str) -> int:
 
 @pytest.mark.parametrize("scale", SCALES)
 def test_a_push_cut_mid_stream_resumes_on_both_legs_over_a_shaped_link(
+    *,
     scale: Scale,
     lab: netns.Lab,
     toxics: Toxiproxy,
