@@ -20,6 +20,7 @@ import random
 import re
 import secrets
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,19 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def gate(reason: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
+    """What a test needing namespaces does: ("run", ""), ("skip", why) when a developer
+    opted out, or ("fail", why): never a silent skip, since CI runs as root."""
+    if reason is None:
+        return "run", ""
+    if environ.get(OPT_OUT_ENV) == "1":
+        return "skip", f"{reason}; opted out with {OPT_OUT_ENV}=1"
+    return "fail", (
+        f"{reason}. Run as root (sudo), or set {OPT_OUT_ENV}=1 to skip these tests on a"
+        " developer machine."
+    )
+
+
 def sweep_stale() -> list[str]:
     """Delete namespaces an earlier run of this harness left behind (its pid is gone)."""
     removed = []
@@ -99,13 +113,20 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
     return used
 
 
-def _free_slash30(taken: list[ipaddress.IPv4Network], rng: random.Random) -> ipaddress.IPv4Network:
-    blocks: list[ipaddress.IPv4Network] = list(POOL.subnets(new_prefix=30))
-    for _ in range(256):
-        block = rng.choice(blocks)
+def _free_slash30(
+    taken: list[ipaddress.IPv4Network],
+    rng: random.Random,
+    pool: ipaddress.IPv4Network = POOL,
+) -> ipaddress.IPv4Network:
+    """A /30 of `pool` that overlaps nothing in `taken`, from a random place on (bounded
+    by the pool's size: every block is looked at once at most)."""
+    blocks: list[ipaddress.IPv4Network] = list(pool.subnets(new_prefix=30))
+    start = rng.randrange(len(blocks))
+    for step in range(len(blocks)):
+        block = blocks[(start + step) % len(blocks)]
         if not any(block.overlaps(other) for other in taken):
             return block
-    raise NetnsError(f"no free /30 in {POOL} after 256 tries")
+    raise NetnsError(f"no free /30 in {pool}")
 
 
 @dataclass

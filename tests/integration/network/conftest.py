@@ -36,17 +36,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def netns_ready() -> None:
-    reason = netns.unavailable_reason()
-    if reason is None:
-        netns.sweep_stale()
-        return
-    if os.environ.get(netns.OPT_OUT_ENV) == "1":
-        pytest.skip(f"{reason}; opted out with {netns.OPT_OUT_ENV}=1")
-    pytest.fail(
-        f"{reason}. Run as root (sudo), or set {netns.OPT_OUT_ENV}=1 to skip these tests on"
-        " a developer machine.",
-        pytrace=False,
-    )
+    action, why = netns.gate(netns.unavailable_reason(), os.environ)
+    if action == "skip":
+        pytest.skip(why)
+    if action == "fail":
+        pytest.fail(why, pytrace=False)
+    netns.sweep_stale()
 
 
 @pytest.fixture
