@@ -14,11 +14,13 @@ timeout; `Lab.close` removes everything it made, also after a failure.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import random
 import re
 import secrets
+import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,12 +95,16 @@ def gate(reason: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
 
 
 def sweep_stale() -> list[str]:
-    """Delete namespaces an earlier run of this harness left behind (its pid is gone)."""
+    """Delete namespaces an earlier run of this harness left behind (its pid is gone), and
+    end the processes it left running in them."""
     removed = []
     for line in run("ip", "netns", "list").splitlines():
         name = line.split()[0] if line.split() else ""
         match = _NAME.match(name)
         if match and not Path(f"/proc/{int(match.group(1), 16)}").exists():
+            for pid in run("ip", "netns", "pids", name, check=False).split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
             run("ip", "netns", "del", name, check=False)
             removed.append(name)
     return removed

@@ -9,12 +9,16 @@ exists (`toxiproxy-python` was last released in 2019), and the API is five calls
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "tools" / "toxiproxy" / "build.sh"
 START_TIMEOUT = 30.0
+PR_SET_PDEATHSIG = 1
 
 
 class ToxiproxyError(RuntimeError):
@@ -36,6 +41,19 @@ def binary() -> Path:
     if result.returncode != 0:
         raise ToxiproxyError(f"{BUILD} failed: {result.stderr.strip()[-2000:]}")
     return Path(result.stdout.strip().splitlines()[-1])
+
+
+def _die_with_us() -> Callable[[], None]:
+    """A preexec function: the kernel kills the server when this process dies (SIGKILL of
+    pytest included), so an aborted run leaves no proxy behind."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    owner = os.getpid()
+
+    def tie() -> None:
+        if prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0) != 0 or os.getppid() != owner:
+            os._exit(1)
+
+    return tie
 
 
 def _free_port() -> int:
@@ -72,6 +90,7 @@ class Toxiproxy:
                     [str(server), "-host", "127.0.0.1", "-port", str(port), "-proxy-metrics"],
                     stdout=log,
                     stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_us(),  # noqa: PLW1509  # prctl only, no locks
                 )
             self.api = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + START_TIMEOUT
