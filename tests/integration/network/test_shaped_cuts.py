@@ -3,8 +3,10 @@
 Topology (all real processes): the uploader (the operator's leg) runs in namespace `up`, the
 agent in namespace `edge`; the gateway runs in the test's namespace. Both veths are shaped
 to 20 Mbit/s in both directions (tbf), and each leg passes a Toxiproxy proxy that adds
-40 ms each way (80 ms round trip) and, once per cut, a `limit_data` toxic that closes the
-connection after a random number of bytes (seeded; the seed is in every failure message).
+40 ms each way (80 ms round trip) and, once per cut, a toxic that closes the connection
+after a random number of bytes (`limit_data`) or resets it after a random time
+(`reset_peer`, from the second cut of a leg on: the long form); seeded, and the seed is in
+every failure message.
 
 Per leg, after each cut: the receiver's verified offset grew; the next attempt starts there
 (`resumed_from`) and sends exactly the rest; and the bytes handed to the link but not kept
@@ -71,6 +73,28 @@ def _slow(toxics: Toxiproxy, proxy: Proxy) -> None:
         toxics.add_toxic(
             proxy, name=f"latency-{stream}", kind="latency", stream=stream, latency=ONE_WAY_MS
         )
+
+
+def _cut(
+    toxics: Toxiproxy,
+    proxy: Proxy,
+    rng: random.Random,
+    *,
+    cut: int,
+    remaining: int,
+    stream: str = "downstream",
+) -> str:
+    """Arm a cut at a random point of the next `remaining` bytes: even cuts close the
+    connection after a random byte count (limit_data), odd ones reset it (RST) after a
+    random time (reset_peer, from 1 s plus 20-50% of the time the rest would take)."""
+    if cut % 2 == 0:
+        limit = rng.randint(remaining // 5, remaining * 3 // 5)
+        toxics.add_toxic(proxy, name="cut", kind="limit_data", stream=stream, bytes=limit)
+        return f"limit_data after {limit} bytes"
+    expected_ms = remaining * 8 / (LINK_MBIT * 1e6) * 1000
+    timeout = int(1000 + rng.uniform(0.2, 0.5) * expected_ms)
+    toxics.add_toxic(proxy, name="cut", kind="reset_peer", stream=stream, timeout=timeout)
+    return f"reset_peer after {timeout} ms"
 
 
 async def _settled(client: gateway_client.GatewayClient, digest: str) -> int:
@@ -140,8 +164,7 @@ def test_a_push_cut_mid_stream_resumes_on_both_legs_over_a_shaped_link(
     verified = 0
     wasted_upload = []
     for cut in range(scale.cuts):
-        limit = rng.randint((size - verified) // 5, (size - verified) * 3 // 5)
-        toxics.add_toxic(to_gateway, name="cut", kind="limit_data", stream="upstream", bytes=limit)
+        limit = _cut(toxics, to_gateway, rng, cut=cut, remaining=size - verified, stream="upstream")
         try:
             attempt = rig.upload(
                 up, pki_dir=net_pki.directory, gateway_address=to_gateway.listen,
@@ -149,7 +172,7 @@ def test_a_push_cut_mid_stream_resumes_on_both_legs_over_a_shaped_link(
             )  # fmt: skip
         finally:
             toxics.remove_toxic(to_gateway, "cut")
-        assert "error" in attempt, f"cut {cut} at {limit} bytes did not cut the upload {where}"
+        assert "error" in attempt, f"cut {cut} ({limit}) did not cut the upload {where}"
         now = asyncio.run(gateway_offset())
         assert verified < now < size, (cut, verified, now, where)
         wasted_upload.append(attempt["uploaded_bytes"] - (now - verified))
@@ -171,8 +194,7 @@ def test_a_push_cut_mid_stream_resumes_on_both_legs_over_a_shaped_link(
         async with _gateway_client(net_pki, gateway.address) as client:
             for cut in range(scale.cuts):
                 before = toxics.proxy_bytes(to_agent).get("sent_downstream", 0)
-                limit = rng.randint((size - agent_verified) // 5, (size - agent_verified) * 3 // 5)
-                toxics.add_toxic(to_agent, name="cut", kind="limit_data", bytes=limit)
+                _cut(toxics, to_agent, rng, cut=cut, remaining=size - agent_verified)
                 try:
                     with pytest.raises(grpc.aio.AioRpcError) as cut_off:
                         await client.deliver(AGENT, digest, chunk_bytes=CHUNK)
