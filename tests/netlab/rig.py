@@ -98,7 +98,7 @@ def agent_process(
     return NamespacedAgent(namespace=namespace, config=config, workdir=root)
 
 
-def upload(
+def upload_argv(
     namespace: netns.Namespace,
     *,
     pki_dir: Path,
@@ -106,21 +106,30 @@ def upload(
     engine: Path,
     digest: str,
     chunk_bytes: int = 1 << 20,
-    timeout: float = 300.0,
-) -> dict[str, Any]:
-    """Upload `engine` to the gateway's cache from inside `namespace` (one attempt)."""
-    argv = namespace.argv(
+) -> list[str]:
+    """The command that uploads `engine` to the gateway's cache from inside `namespace`
+    (one attempt; run it with cwd=REPO, read its outcome with `upload_outcome`)."""
+    return namespace.argv(
         sys.executable, "-m", "tests.netlab.upload",
         "--gateway", gateway_address, "--pki", str(pki_dir), "--engine", str(engine),
         "--digest", digest, "--chunk-bytes", str(chunk_bytes),
     )  # fmt: skip
-    result = subprocess.run(
-        argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if result.returncode != 0 or not result.stdout.strip():
-        raise RuntimeError(f"uploader failed ({result.returncode}): {result.stderr[-3000:]}")
-    outcome: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def upload_outcome(returncode: int | None, stdout: str, stderr: str) -> dict[str, Any]:
+    if returncode != 0 or not stdout.strip():
+        raise RuntimeError(f"uploader failed ({returncode}): {stderr[-3000:]}")
+    outcome: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     return outcome
+
+
+def upload(namespace: netns.Namespace, *, timeout: float = 300.0, **kwargs: Any) -> dict[str, Any]:
+    """Upload an engine from inside `namespace` (see `upload_argv`), waiting for the end."""
+    result = subprocess.run(
+        upload_argv(namespace, **kwargs),
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    return upload_outcome(result.returncode, result.stdout, result.stderr)
 
 
 def wait_for(predicate: Any, *, what: str, timeout: float = 60.0, every: float = 0.05) -> Any:

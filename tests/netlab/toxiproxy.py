@@ -176,7 +176,9 @@ class Toxiproxy:
         )
 
     def remove_toxic(self, proxy: Proxy, name: str) -> None:
-        self._call("DELETE", f"/proxies/{proxy.name}/toxics/{name}")
+        """Remove the toxic `name`, if it is there."""
+        if any(t["name"] == name for t in self._call("GET", f"/proxies/{proxy.name}/toxics")):
+            self._call("DELETE", f"/proxies/{proxy.name}/toxics/{name}")
 
     def reset(self) -> None:
         """Enable every proxy and remove every toxic."""
