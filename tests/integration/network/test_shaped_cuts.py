@@ -3,16 +3,20 @@
 Topology (all real processes): the uploader (the operator's leg) runs in namespace `up`, the
 agent in namespace `edge`; the gateway runs in the test's namespace. Both veths are shaped
 to 20 Mbit/s in both directions (tbf), and each leg passes a Toxiproxy proxy that adds
-40 ms each way (80 ms round trip) and, once per cut, a toxic that closes the connection
-after a random number of bytes (`limit_data`) or resets it after a random time
-(`reset_peer`, from the second cut of a leg on: the long form); seeded, and the seed is in
-every failure message.
+40 ms each way (80 ms round trip). Cuts come at random points of what is left (seeded; the
+seed is in every failure message), alternating per leg: the connection closed after that
+many bytes (`limit_data`, a FIN), then reset once the receiver has that much (`reset_peer`
+with no delay, an RST). The short form cuts each leg twice (6 MiB), the long form four
+times (32 MiB).
 
 Per leg, after each cut: the receiver's verified offset grew; the next attempt starts there
-(`resumed_from`) and sends exactly the rest; and the bytes handed to the link but not kept
-by the receiver are at most one chunk plus one checkpoint interval (what was not yet
-synced). For the agent, the bytes it received over all attempts (its own counter,
-edgewave_agent_push_received_bytes_total) exceed the engine by at most the same bound.
+(`resumed_from`) and sends exactly the rest; and the bytes sent but not kept by the receiver
+are at most one chunk plus one checkpoint interval (what was not yet synced). Upload: the
+data bytes the uploader handed to gRPC in the attempt, minus what the gateway kept. Delivery:
+the bytes that crossed the agent's veth in the attempt (its counter, read once the agent has
+settled), in data bytes by the wire/data ratio of the final, uncut attempt on the same link,
+minus what the agent kept. The agent's own counter (edgewave_agent_push_received_bytes_total)
+shows it received at most the same bound twice.
 """
 
 from __future__ import annotations
