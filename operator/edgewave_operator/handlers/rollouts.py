@@ -24,7 +24,7 @@ from edgewave_api.errors import EdgewaveError, PermanentError
 from edgewave_api.telemetry import spans
 from edgewave_operator.handlers.runtime import Runtime
 from edgewave_operator.kube import events, patching
-from edgewave_operator.planning import builds, reconciling, stepping
+from edgewave_operator.planning import builds, reconciling, stepping, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class RolloutWorker:
         body: Mapping[str, Any],
         *,
         agents: Iterable[edgeagent.EdgeAgent],
-        policies: Iterable[residencypolicy.ResidencyPolicy],
+        policies: Iterable[residencypolicy.ResidencyPolicy | unreadable.UnreadablePolicy],
         memory: reconciling.Memory | None,
         outcomes: reconciling.Outcomes,
     ) -> reconciling.Decision:
@@ -80,7 +80,7 @@ class RolloutWorker:
         body: Mapping[str, Any],
         *,
         agents: Iterable[edgeagent.EdgeAgent],
-        policies: Iterable[residencypolicy.ResidencyPolicy],
+        policies: Iterable[residencypolicy.ResidencyPolicy | unreadable.UnreadablePolicy],
         memory: reconciling.Memory | None,
         outcomes: reconciling.Outcomes,
     ) -> reconciling.Snapshot:
@@ -91,11 +91,16 @@ class RolloutWorker:
             self.written = _dump(status) if status else None
         inventory = self.runtime.inventory
         fleet = tuple(inventory.views(list(agents)))
-        policy_list = tuple(policies)
+        policy_list, unreadable_policies = unreadable.split(policies)
         engines: builds.Engines | None = None
         error: str | None = None
         if not reconciling.compile_skipped(memory, generation=rollout.metadata.generation or 0):
-            scope = reconciling.scope(rollout, fleet=fleet, policies=policy_list)
+            scope = reconciling.scope(
+                rollout,
+                fleet=fleet,
+                policies=policy_list,
+                unreadable_policies=unreadable_policies,
+            )
             platforms = {
                 agent.name: inventory.live[agent.name]
                 for agent in scope.targeting.targets
@@ -117,6 +122,7 @@ class RolloutWorker:
             compile_error=error,
             memory=memory,
             outcomes=outcomes,
+            unreadable=unreadable_policies,
         )
 
     async def write(self, status: modelrollout.ModelRolloutStatus) -> None:

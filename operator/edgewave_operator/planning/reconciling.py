@@ -6,8 +6,9 @@ last turn and what the last actions returned, and `now`), calls `decide`, writes
 decision's status, posts its notices and carries out its actions. Everything a turn
 decides is here, as a chain of the pure planners:
 
-1. residency rules (a missing `policyRef` allows nothing), targets by the one
-   eligibility rule, and evictions (`parsing`, `targeting`, `residency`);
+1. residency rules (a missing `policyRef` or an unreadable policy allows nothing),
+   targets by the one eligibility rule, and evictions (`parsing`, `unreadable`,
+   `targeting`, `residency`);
 2. the compile state: failed for this generation (terminal until the spec changes),
    failed now, engines ready (a failed rollout resumes), or waiting for agents;
 3. agents no backend serves, or whose own build failed, excluded; waves assigned;
@@ -37,6 +38,7 @@ from edgewave_operator.planning import (
     stepping,
     summaries,
     targeting,
+    unreadable,
     views,
 )
 
@@ -87,6 +89,8 @@ class Snapshot:
     memory: Memory | None = None
     """None on a worker's first turn: progress is read back from the rollout's status."""
     outcomes: Outcomes = field(default_factory=Outcomes)
+    unreadable: tuple[unreadable.UnreadablePolicy, ...] = ()
+    """ResidencyPolicies that exist but do not parse: every agent is excluded (fail closed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +147,8 @@ class Scope:
     intent: stepping.Intent
     rules: residency.ResidencyRules
     targeting: targeting.Targeting
+    eviction_rules: residency.ResidencyRules
+    """`rules` without the closed rules of unreadable policies (which evict nothing)."""
 
 
 def scope(
@@ -150,10 +156,14 @@ def scope(
     *,
     fleet: tuple[views.AgentView, ...],
     policies: tuple[residencypolicy.ResidencyPolicy, ...],
+    unreadable_policies: tuple[unreadable.UnreadablePolicy, ...] = (),
 ) -> Scope:
     """Intent, residency rules and targets (what the engines must be built for)."""
     intent = parsing.intent(rollout)
-    rules = parsing.effective_rules(rollout, policies)
+    known = parsing.effective_rules(rollout, policies)
+    rules = residency.ResidencyRules(
+        rules=(*known.rules, *unreadable.closed_rules(unreadable_policies))
+    )
     found = targeting.select_targets(
         spec=parsing.target_spec(rollout),
         rules=rules,
@@ -161,7 +171,7 @@ def scope(
         model=intent.model,
         version=intent.version,
     )
-    return Scope(intent=intent, rules=rules, targeting=found)
+    return Scope(intent=intent, rules=rules, targeting=found, eviction_rules=known)
 
 
 def exclude_unbuildable(
@@ -225,9 +235,16 @@ def decide(snapshot: Snapshot) -> Decision:
     """The turn's decision (see the module docstring for the chain)."""
     rollout, now = snapshot.rollout, snapshot.now
     memory = snapshot.memory or Memory(progress=parsing.progress_of(rollout.status, now=now))
-    scoped = scope(rollout, fleet=snapshot.fleet, policies=snapshot.policies)
+    scoped = scope(
+        rollout,
+        fleet=snapshot.fleet,
+        policies=snapshot.policies,
+        unreadable_policies=snapshot.unreadable,
+    )
     intent = scoped.intent
-    evictions = residency.evictions(model=intent.model, rules=scoped.rules, fleet=snapshot.fleet)
+    evictions = residency.evictions(
+        model=intent.model, rules=scoped.eviction_rules, fleet=snapshot.fleet
+    )
     compiling = _compiling(
         snapshot,
         memory=memory,
@@ -259,6 +276,7 @@ def decide(snapshot: Snapshot) -> Decision:
         engines=engines.statuses if engines else (),
         previous=rollout.status,
         now=now,
+        unreadable=unreadable.message(snapshot.unreadable),
     )
     eviction_notices, newly_evicted, evictions_reported = _eviction_notices(
         evictions, reported=memory.evictions_reported, model=intent.model
