@@ -100,13 +100,19 @@ def rollout_conditions(
             else f"every copy is where residency allows ({excluded} agents excluded)"
         ),
     )
-    if unreadable is not None and not evictions:
-        compliant = Condition(
-            type=Type.RESIDENCY_COMPLIANT,
-            status=Status.FALSE,
-            reason="PolicyUnreadable",
-            message=unreadable,
+    if unreadable is not None:
+        # Residency cannot be proven: not compliant, and not Ready (vacuously "serving on
+        # every target" would read as healthy to GitOps tools).
+        ready = Condition(
+            type=Type.READY, status=Status.FALSE, reason="PolicyUnreadable", message=unreadable
         )
+        if not evictions:
+            compliant = Condition(
+                type=Type.RESIDENCY_COMPLIANT,
+                status=Status.FALSE,
+                reason="PolicyUnreadable",
+                message=unreadable,
+            )
     reconciling = replace(progressing, type=Type.RECONCILING)
     stalled = Condition(
         type=Type.STALLED,

@@ -139,9 +139,47 @@ def test_an_unreadable_policy_excludes_every_agent_with_a_condition(
     assert all(version is None for version in _holders(fleet).values())
 
     # Deleting the policy lifts the exclusion: the rollout proceeds everywhere.
+    # (Ready is no proof here: with every agent excluded, it holds vacuously.)
     fleet.kube.kubectl("delete", "residencypolicy", unreadable_policy)
+    until(
+        lambda: set(_holders(fleet).values()) == {"1.0.0"},
+        what="every agent to serve the model once the policy is gone",
+        timeout=120.0,
+    )
+    assert _condition(fleet, "ResidencyCompliant").get("status") == "True"
+
+
+def test_naming_another_tenants_digest_with_another_uri_gets_no_engine(
+    *,
+    fleet: Fleet,
+    operators: Operators,
+    model_files: ModelFiles,
+    make_rollout: MakeRollout,
+    until: Until,
+) -> None:
+    operators.start()
+    uri, sha = model_files(23.0)
+    fleet.apply(_rollout(fleet, make_rollout, uri=uri, sha=sha))
     fleet.kube.kubectl(
         "wait", "--for=condition=Ready", "mro/tenant-model", "-n", fleet.namespace,
-        "--timeout=120s",
+        "--timeout=90s",
     )  # fmt: skip
-    assert set(_holders(fleet).values()) == {"1.0.0"}
+    # The owner's model (and its engine) is now cached. A rollout that knows the digest
+    # but names a uri that does not yield those bytes gets nothing from that cache.
+    taker = make_rollout(
+        "taker", namespace=fleet.namespace, model=f"taker-{fleet.namespace[-6:]}",
+        version="1.0.0", uri=uri.replace(".onnx", "-absent.onnx"), sha256=sha,
+        waves=[{"name": "all", "maxUnavailable": "50%"}],
+    )  # fmt: skip
+
+    def compiled() -> dict[str, Any]:
+        status = fleet.get("mro", "taker").get("status") or {}
+        return next((c for c in status.get("conditions", []) if c["type"] == "Compiled"), {})
+
+    fleet.apply(taker)
+    until(lambda: compiled().get("status") == "False", what="the taker's compile to fail")
+    assert compiled()["reason"] == "CompileFailed"
+    assert "-absent.onnx" in compiled()["message"]
+    model = taker["spec"]["model"]["name"]
+    assert all(agent.versions(model) == [] for agent in fleet.host.agents.values())
+    assert not (fleet.get("mro", "taker").get("status") or {}).get("engines")

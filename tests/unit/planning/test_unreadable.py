@@ -93,6 +93,11 @@ def test_an_unreadable_policy_excludes_every_agent_with_a_condition_and_evicts_n
     assert condition.status is api_conditions.ConditionStatus.FALSE
     assert condition.reason == unreadable.REASON
     assert "ResidencyPolicy/broken" in condition.message and "not a list" in condition.message
+    ready = api_conditions.find_condition(
+        decision.status.conditions, modelrollout.RolloutConditionType.READY
+    )
+    assert ready is not None and ready.status is api_conditions.ConditionStatus.FALSE
+    assert ready.reason == unreadable.REASON
     assert decision.eligibility.why_not(agent) is not None  # the executor's last check too
 
 
