@@ -27,7 +27,7 @@ from edgewave_api.errors import EdgewaveError
 from edgewave_operator.handlers.rollouts import RolloutWorker, _values
 from edgewave_operator.handlers.runtime import Runtime
 from edgewave_operator.kube import events
-from edgewave_operator.planning import reconciling, unreadable
+from edgewave_operator.planning import ownership, reconciling, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +173,9 @@ async def rollout_deleted(
     keep = str(annotations.get(settings.keep_models_annotation, "")).lower() == "true"
     problems: dict[str, EdgewaveError] = {}
     fleet_views = runtime.inventory.views(_values(fleet))
-    for holder in reconciling.holders(model=model, fleet=fleet_views, keep=keep):
-        problem = await runtime.executor.remove_model(holder, model=model)
+    owner = ownership.Owner(namespace=namespace or "", name=name, uid=uid)
+    for holder in reconciling.holders(model=model, fleet=fleet_views, keep=keep, owner=owner):
+        problem = await runtime.executor.remove_model(holder, model=model, owner=owner)
         if problem is not None:
             problems[holder] = problem
     temporary = [p for p in problems.values() if p.temporary]

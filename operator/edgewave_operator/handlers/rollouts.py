@@ -24,7 +24,7 @@ from edgewave_api.errors import EdgewaveError, PermanentError
 from edgewave_api.telemetry import spans
 from edgewave_operator.handlers.runtime import Runtime
 from edgewave_operator.kube import events, patching
-from edgewave_operator.planning import builds, reconciling, stepping, unreadable
+from edgewave_operator.planning import builds, ownership, reconciling, stepping, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,7 @@ class RolloutWorker:
         """Carry out the decision's actions; what they returned, for the next turn."""
         executor, inventory = self.runtime.executor, self.runtime.inventory
         eligibility = decision.eligibility
+        owner = ownership.Owner(namespace=self.namespace, name=self.name, uid=self.uid)
         failures: dict[str, dict[str, str]] = {}
         observations: list[stepping.Observation] = []
 
@@ -188,7 +189,9 @@ class RolloutWorker:
 
         async def update(batch: stepping.UpdateBatch) -> None:
             with spans.wave(name=batch.wave):
-                failed = await executor.update(batch, paths=decision.paths, check=check)
+                failed = await executor.update(
+                    batch, paths=decision.paths, check=check, owner=owner
+                )
             if failed:
                 failures.setdefault(batch.wave, {}).update(failed)
 
@@ -210,9 +213,9 @@ class RolloutWorker:
             elif isinstance(action, stepping.Observe):
                 jobs.append(observe(action))
             elif isinstance(action, stepping.RevertBatch):
-                jobs.append(executor.revert(action))
+                jobs.append(executor.revert(action, owner=owner))
             else:
-                jobs.append(executor.evict(action.evictions))
+                jobs.append(executor.evict(action.evictions, owner=owner))
         generation = decision.status.observed_generation or 0
         with self._span(generation=generation, operation="act"):
             await asyncio.gather(*jobs)

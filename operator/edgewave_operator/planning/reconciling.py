@@ -31,6 +31,7 @@ from edgewave_api import modelrollout, residencypolicy
 from edgewave_operator.planning import (
     builds,
     conditions,
+    ownership,
     parsing,
     progress,
     rendering,
@@ -242,8 +243,11 @@ def decide(snapshot: Snapshot) -> Decision:
         unreadable_policies=snapshot.unreadable,
     )
     intent = scoped.intent
+    owner = owner_of(rollout)
     evictions = residency.evictions(
-        model=intent.model, rules=scoped.eviction_rules, fleet=snapshot.fleet
+        model=intent.model,
+        rules=scoped.eviction_rules,
+        fleet=ownership.own_fleet(snapshot.fleet, model=intent.model, owner=owner),
     )
     compiling = _compiling(
         snapshot,
@@ -254,6 +258,9 @@ def decide(snapshot: Snapshot) -> Decision:
     engines = compiling.engines
     by_agent: Mapping[str, views.EngineRef] = engines.by_agent if engines else {}
     found = exclude_unbuildable(scoped.targeting, engines)
+    found = ownership.exclude_owned_elsewhere(
+        found, fleet=snapshot.fleet, model=intent.model, owner=owner
+    )
     waves, found = targeting.assign_waves(waves=parsing.wave_specs(rollout), targeting=found)
     step = compiling.step or stepping.next_step(
         intent=intent,
@@ -453,10 +460,27 @@ def _evictions_due(
 # -- deletion ----------------------------------------------------------------------------
 
 
-def holders(*, model: str, fleet: Iterable[views.AgentView], keep: bool) -> tuple[str, ...]:
-    """Agents to remove `model` from once its rollout is deleted (none when it is kept)."""
+def owner_of(rollout: modelrollout.ModelRollout) -> ownership.Owner:
+    """The rollout as the owner of the model it serves."""
+    metadata = rollout.metadata
+    return ownership.Owner(
+        namespace=metadata.namespace or "", name=metadata.name or "", uid=metadata.uid or ""
+    )
+
+
+def holders(
+    *,
+    model: str,
+    fleet: Iterable[views.AgentView],
+    keep: bool,
+    owner: ownership.Owner | None = None,
+) -> tuple[str, ...]:
+    """Agents to remove `model` from once its rollout (`owner`) is deleted (none when it
+    is kept); agents that hold it only for another rollout are left alone."""
     if keep or not model:
         return ()
+    if owner is not None:
+        fleet = ownership.own_fleet(fleet, model=model, owner=owner)
     return tuple(sorted(agent.name for agent in fleet if agent.versions_of(model)))
 
 
