@@ -7,12 +7,18 @@ condition naming it and the parse error, until it is deleted.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from edgewave_agent import testing
+from edgewave_operator.agents.artifacts import Artifact
+from edgewave_operator.agents.client import AgentClient, ClientTls
+from edgewave_operator.planning import ownership
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -134,6 +140,7 @@ def test_an_unreadable_policy_excludes_every_agent_with_a_condition(
     assert condition["status"] == "False"
     assert f"ResidencyPolicy/{unreadable_policy} cannot be parsed" in condition["message"]
     assert "allowedRegions" in condition["message"]
+    assert _condition(fleet, "Ready")["reason"] == "PolicyUnreadable"  # not vacuously Ready
     status = fleet.get("mro", "tenant-model")["status"]
     assert status["totals"]["excluded"] == 6
     assert all(version is None for version in _holders(fleet).values())
@@ -183,3 +190,92 @@ def test_naming_another_tenants_digest_with_another_uri_gets_no_engine(
     model = taker["spec"]["model"]["name"]
     assert all(agent.versions(model) == [] for agent in fleet.host.agents.values())
     assert not (fleet.get("mro", "taker").get("status") or {}).get("engines")
+
+
+def _client(fleet: Fleet, pki: Any, *, agent_id: str) -> AgentClient:
+    tls = ClientTls(
+        ca_pem=pki.ca.cert_pem, cert_pem=pki.operator.cert_pem, key_pem=pki.operator.key_pem
+    )
+    endpoint = fleet.host.agents[agent_id].endpoint
+    return AgentClient(endpoint, tls=tls, signing_key_pem=pki.signing_key.private_pem)
+
+
+OTHER_OWNER = ownership.Owner(namespace="other-team", name="theirs", uid="their-uid")
+
+
+def _place_for_another_owner(fleet: Fleet, pki: Any, *, agent_id: str, model: str) -> str:
+    """Put `model` on an agent for another namespace's rollout, as its operator would."""
+    path, digest = testing.write_artifact(fleet.host.root, testing.linear_model(scale=31.0))
+    tls = ClientTls(
+        ca_pem=pki.ca.cert_pem, cert_pem=pki.operator.cert_pem, key_pem=pki.operator.key_pem
+    )
+
+    async def place() -> None:
+        endpoint = fleet.host.agents[agent_id].endpoint
+        async with AgentClient(
+            endpoint, tls=tls, signing_key_pem=pki.signing_key.private_pem
+        ) as client:
+            await client.push(Artifact.from_file(path))
+            await client.activate(
+                model=model,
+                version="9.9.9",
+                digest=digest,
+                backend="onnxruntime",
+                owner=OTHER_OWNER,
+            )
+
+    asyncio.run(place())
+    return digest
+
+
+def test_evictions_by_one_owner_never_touch_anothers_model(
+    *,
+    fleet: Fleet,
+    operators: Operators,
+    pki: Any,
+    model_files: ModelFiles,
+    make_rollout: MakeRollout,
+    until: Until,
+) -> None:
+    # Another tenant's rollout serves the same model name on ue-0 (us-east) and ew-0 (the
+    # webhook is not running here: this is what admission cannot see, e.g. two racing creates).
+    model = _model(fleet)
+    for agent_id in ("ue-0", "ew-0"):
+        _place_for_another_owner(fleet, pki, agent_id=agent_id, model=model)
+    operators.start()
+    uri, sha = model_files(24.0)
+    manifest = _rollout(fleet, make_rollout, uri=uri, sha=sha)
+    manifest["spec"]["residency"] = {"allowedRegions": ["eu-west", "eu-central"]}
+    manifest["spec"]["strategy"]["waves"] = [
+        {"name": "all", "regions": ["eu-west", "eu-central"], "maxUnavailable": "50%"}
+    ]
+    fleet.apply(manifest)
+    until(
+        lambda: (
+            {a: v for a, v in _holders(fleet).items() if a.startswith(("ew-1", "ec"))}
+            == {"ew-1": "1.0.0", "ec-0": "1.0.0", "ec-1": "1.0.0"}
+        ),
+        what="the rollout to reach the EU agents it may replace",
+    )
+    status = fleet.get("mro", "tenant-model")["status"]
+    by_reason = {e["reason"]: e["count"] for e in status["exclusions"]}
+    assert by_reason.get("OwnedByAnotherRollout") == 1  # ew-0
+    # Residency forbids us-east to this rollout, but ue-0 holds the model for another
+    # owner: nothing is evicted there, and ew-0 is not replaced.
+    assert not [e for e in fleet.events() if e["reason"] == "ResidencyEviction"]
+    assert fleet.host.agents["ue-0"].active(model) == "9.9.9"
+    assert fleet.host.agents["ew-0"].active(model) == "9.9.9"
+    assert _condition(fleet, "ResidencyCompliant").get("status") == "True"
+
+    # Deleting the rollout removes its own copies only.
+    fleet.kube.kubectl("delete", "mro", "tenant-model", "-n", fleet.namespace, "--timeout=60s")
+    assert _holders(fleet) == {
+        "ew-0": "9.9.9", "ew-1": None, "ec-0": None, "ec-1": None, "ue-0": "9.9.9", "ue-1": None,
+    }  # fmt: skip
+
+    async def clean_up() -> None:
+        for agent_id in ("ue-0", "ew-0"):
+            async with _client(fleet, pki, agent_id=agent_id) as client:
+                await client.remove_model(model, owner=OTHER_OWNER)
+
+    asyncio.run(clean_up())
