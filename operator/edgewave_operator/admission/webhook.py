@@ -2,7 +2,8 @@
 
 The API server calls these handlers before it stores a ModelRollout or a ResidencyPolicy:
 a rollout that names a region its residency forbids is refused with the field, the region
-and the policy in the message; a policy that contradicts itself is refused likewise.
+and the policy in the message; a rollout that claims a model name another rollout owns is
+refused naming the owner (`ownership`); a policy that contradicts itself is refused likewise.
 The webhook's failure policy is `Fail`: when the operator cannot answer (down, or unable
 to read the policies), no rollout is admitted unchecked.
 
