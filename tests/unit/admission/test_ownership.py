@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import kopf
 import pytest
 
-from edgewave_operator.admission import ownership
+from edgewave_api.errors import TemporaryError
+from edgewave_operator.admission import gathering, ownership, webhook
 
 
 def body(
@@ -81,3 +84,20 @@ def test_a_body_without_a_model_name_claims_nothing(model: Any) -> None:
 )
 def test_model_renamed(old: dict[str, Any] | None, new: dict[str, Any], renamed: bool) -> None:
     assert ownership.model_renamed(old, new) is renamed
+
+
+def test_unreadable_rollouts_refuse_the_claim_fail_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the rollouts cannot be listed, a claim is refused (503), never let through."""
+
+    async def unreadable(api: object) -> list[ownership.Claim]:
+        raise TemporaryError("listing modelrollouts: connection refused")
+
+    monkeypatch.setattr(gathering, "claims", unreadable)
+    api: Any = object()
+    context = webhook.AdmissionContext(api=api)
+    claim: Any = body("team-b", "r")
+    with pytest.raises(kopf.AdmissionError) as refused:
+        asyncio.run(webhook._check_ownership(context, body=claim, subject="ModelRollout team-b/r"))
+    assert refused.value.code == webhook.UNAVAILABLE
+    assert "model ownership could not be checked" in str(refused.value)
+    assert "connection refused" in str(refused.value)
