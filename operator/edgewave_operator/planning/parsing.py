@@ -72,6 +72,7 @@ def agent_view(
                 digest=bare(held.digest),
                 backend=held.backend.value,
                 state=held.state,
+                owner=held.rollout,
             )
             for held in (live.models if live else [])
         ),

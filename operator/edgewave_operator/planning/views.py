@@ -28,6 +28,8 @@ class HeldModel:
     digest: str = ""
     backend: str = ""
     state: ModelState = ModelState.STANDBY
+    owner: str | None = None
+    """The ModelRollout (`namespace/name`) the agent holds it for; None: none recorded."""
 
     @property
     def active(self) -> bool:
