@@ -48,6 +48,23 @@ class OperatorSettings(BaseSettings):
     insecure_agents: bool = False
     """Talk plaintext gRPC to agents (labs only; agents must run with --insecure)."""
 
+    gateway_listen: str | None = "0.0.0.0:7444"
+    """Where the gateway embedded in the operator listens for agents dialling in (the leader
+    runs it); empty or unset: no embedded gateway (agents dial standalone `gateways`)."""
+    gateway_name: str = Field(default="embedded", min_length=1, max_length=253)
+    """The embedded gateway's name (shown in `EdgeAgent.status.connection.gateway`)."""
+    gateway_hosts: tuple[str, ...] = ()
+    """DNS names agents dial the embedded gateway by (its serving certificate's SANs, with
+    `localhost` and `127.0.0.1`), such as the operator Service's name."""
+    gateway_cache_bytes: int = Field(default=20 * 1024**3, ge=1024**2)
+    """The embedded gateway's engine cache (under `cache_dir`/gateway), least recently used
+    engines evicted beyond it."""
+    gateway_port_file: Path | None = None
+    """After binding, the embedded gateway writes {"port": ..., "pid": ...} here (port 0)."""
+    gateways: dict[str, str] = Field(default_factory=dict)
+    """Standalone gateways (`edgewave gateway run`): name -> `host:port` the operator reaches
+    them at; their serving certificates must be issued by the operator's CA."""
+
     probe_interval_seconds: float = Field(default=10.0, gt=0)
     """Describe each agent this often while it answers (no API write unless it changed)."""
     probe_max_backoff_seconds: float = Field(default=120.0, gt=0)

@@ -42,6 +42,9 @@ class AgentView:
     label (if any); `reported_*` from the agent's own `Describe` answer (None until the
     operator has heard from it). `observed` says the models list is what the agent said
     in this operator process's lifetime, not a possibly stale status written earlier.
+    `reachable`: the agent has a live gateway session (or, dialled directly, answered);
+    `unreachable_since`: when the operator last lost it (None while reachable, and for an
+    agent it has never reached).
     """
 
     name: str
@@ -51,6 +54,7 @@ class AgentView:
     labels: Mapping[str, str] = field(default_factory=dict)
     cordoned: bool = False
     reachable: bool = True
+    unreachable_since: datetime.datetime | None = None
     observed: bool = True
     label_region: str | None = None
     reported_region: str | None = None

@@ -118,7 +118,9 @@ def test_agents_tables_show_gpu_and_health_and_wide_shows_the_endpoint(
     table = edgewave("agents", "--region", region)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "REGION", "GPU", "CC", "MODELS", "HEALTH", "LAST", "SEEN"]
+    assert lines[0].split() == [
+        "NAME", "REGION", "GPU", "CC", "MODELS", "HEALTH", "CONNECTED", "LAST", "SEEN"
+    ]  # fmt: skip
     row = next(line for line in lines if line.startswith(names[0]))
     assert "8.9" in row and "classifier:1.0.0" in row and "Ready" in row
     wide = edgewave("agents", "--region", region, "-o", "wide")
