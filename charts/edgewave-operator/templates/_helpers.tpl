@@ -72,3 +72,23 @@ app.kubernetes.io/component: operator
 {{- define "edgewave-operator.signingKeySecretName" -}}
 {{- default (printf "%s-signing-key" (include "edgewave-operator.fullname" .)) .Values.pki.signingKeySecretName -}}
 {{- end -}}
+
+{{/* Gateways: the embedded one's Service, each standalone one's name and address. */}}
+{{- define "edgewave-operator.gatewayServiceName" -}}
+{{- printf "%s-gateway" (include "edgewave-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "edgewave-operator.gatewayName" -}}
+{{- printf "%s-%s" (include "edgewave-operator.fullname" .root) .gateway.name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* {"name": "host:port", ...}: the standalone gateways the operator reaches agents through. */}}
+{{- define "edgewave-operator.standaloneGateways" -}}
+{{- $root := . -}}
+{{- $found := dict -}}
+{{- range .Values.gateways.standalone -}}
+{{- $service := include "edgewave-operator.gatewayName" (dict "root" $root "gateway" .) -}}
+{{- $_ := set $found .name (printf "%s.%s.svc:%v" $service $root.Release.Namespace (.port | default 7444)) -}}
+{{- end -}}
+{{- toJson $found -}}
+{{- end -}}

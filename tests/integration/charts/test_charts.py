@@ -42,6 +42,13 @@ AGENT = REPO / "charts" / "edgewave-agent"
 AGENT_TEST_VALUES = AGENT / "ci" / "test-values.yaml"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 CERT_MANAGER_GROUP = "cert-manager.io/"
+STANDALONE_GATEWAYS = [
+    {"name": "gw-eu-west", "tlsSecretName": "gw-eu-west-tls",
+     "nodeSelector": {"topology.kubernetes.io/region": "eu-west"}},
+    {"name": "gw-us-east", "tlsSecretName": "gw-us-east-tls", "port": 7445,
+     "service": {"type": "LoadBalancer"}, "existingClaim": "gw-us-east-cache",
+     "cacheCapacity": "100GiB", "resources": {"requests": {"cpu": "100m"}}},
+]  # fmt: skip
 
 
 # --- helm, offline ---------------------------------------------------------------------------
@@ -299,6 +306,19 @@ def test_agent_chart_requires_its_region(helm: Helm) -> None:
             id="scoped",
         ),
         pytest.param({"webhook": {"tls": {"mode": "certManager"}}}, id="cert-manager"),
+        pytest.param(
+            {
+                "gateways": {
+                    "embedded": {"service": {"type": "LoadBalancer"}, "hosts": ["ew.example"]},
+                    "standalone": STANDALONE_GATEWAYS,
+                }
+            },
+            id="gateways",
+        ),
+        pytest.param(
+            {"gateways": {"embedded": {"enabled": False}, "standalone": STANDALONE_GATEWAYS}},
+            id="standalone-gateways-only",
+        ),
     ],
 )
 def test_operator_chart_is_accepted_by_the_api_server(
@@ -367,9 +387,11 @@ def test_agent_chart_is_accepted_by_the_api_server(
 # --- PodSecurity -------------------------------------------------------------------------------
 
 
-def _pod_from(objects: Sequence[Mapping[str, Any]], kind: str, namespace: str) -> dict[str, Any]:
+def _pod_from(
+    objects: Sequence[Mapping[str, Any]], kind: str, namespace: str, name: str | None = None
+) -> dict[str, Any]:
     """The workload's pod template as a Pod, the object PodSecurity admission enforces on."""
-    template = find(objects, kind)["spec"]["template"]
+    template = find(objects, kind, name)["spec"]["template"]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -442,6 +464,48 @@ def test_pod_meets_the_restricted_pod_security_profile(
     assert refused.returncode != 0
     assert 'violates PodSecurity "restricted:latest"' in refused.stderr, refused.stderr
     assert "allowPrivilegeEscalation != false" in refused.stderr
+
+
+def test_a_standalone_gateway_is_restricted_and_has_no_kubernetes_api_access(
+    kube: clusters.DevCluster, namespace: str, helm: Helm
+) -> None:
+    _enforce(kube, namespace, "restricted")
+    objects = helm.render(
+        OPERATOR, namespace=namespace, release="ew",
+        values={"gateways": {"standalone": STANDALONE_GATEWAYS}},
+    )  # fmt: skip
+    name = "ew-edgewave-operator-gw-eu-west"
+    account = find(objects, "ServiceAccount", name)
+    assert account["automountServiceAccountToken"] is False
+    pod = _pod_from(objects, "Deployment", namespace, name)
+    assert pod["spec"]["serviceAccountName"] == name
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    # No role of the chart names the gateway's account: it may call nothing on the API.
+    for binding in (o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        assert all(s["name"] != name for s in binding.get("subjects", [])), binding
+    service = find(objects, "Service", name)
+    assert service["spec"]["selector"]["edgewave.io/gateway"] == "gw-eu-west"
+    assert pod["metadata"]["labels"]["edgewave.io/gateway"] == "gw-eu-west"
+    kube.kubectl("apply", "-f", "-", input=as_yaml([account]))
+    result = dry_run(kube, [pod])
+    assert result.returncode == 0, result.stderr
+    assert "violate" not in result.stderr, result.stderr
+    # The operator reaches each gateway at its Service.
+    operator = find(objects, "Deployment", "ew-edgewave-operator")
+    env = {
+        e["name"]: e.get("value")
+        for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert json.loads(env["EDGEWAVE_GATEWAYS"]) == {
+        "gw-eu-west": f"ew-edgewave-operator-gw-eu-west.{namespace}.svc:7444",
+        "gw-us-east": f"ew-edgewave-operator-gw-us-east.{namespace}.svc:7445",
+    }
+
+
+def test_a_standalone_gateway_without_its_tls_secret_is_rejected(helm: Helm) -> None:
+    result = helm.run("template", "ew", str(OPERATOR), "--set", "gateways.standalone[0].name=gw-a")
+    assert result.returncode != 0
+    assert "tlsSecretName" in result.stderr
 
 
 def test_agent_host_store_and_ports_need_a_privileged_namespace(
@@ -750,6 +814,8 @@ def _known_settings() -> set[str]:
             {"webhook": {"enabled": False}, "metrics": {"enabled": False}}, id="no-webhook"
         ),
         pytest.param({"watchNamespaces": ["team-a", "team-b"]}, id="scoped"),
+        pytest.param({"gateways": {"standalone": STANDALONE_GATEWAYS}}, id="gateways"),
+        pytest.param({"gateways": {"embedded": {"enabled": False}}}, id="no-embedded-gateway"),
     ],
 )
 def test_operator_environment_is_what_the_operator_reads(
@@ -786,6 +852,13 @@ def test_operator_environment_is_what_the_operator_reads(
     assert settings.metrics_port == ports.get("metrics")
     assert settings.health_port == ports["health"]  # what the probes ask
     assert settings.watch_namespaces == tuple((values or {}).get("watchNamespaces", ()))
+    gateways = (values or {}).get("gateways", {})
+    if gateways.get("embedded", {}).get("enabled", True):
+        assert settings.gateway_listen == f"0.0.0.0:{ports['gateway']}"
+        assert "ew-edgewave-operator-gateway.edgewave-system.svc" in settings.gateway_hosts
+    else:
+        assert not settings.gateway_listen and "gateway" not in ports
+    assert sorted(settings.gateways) == sorted(g["name"] for g in gateways.get("standalone", []))
     assert admission.managed is False, "the chart, not the operator, owns the webhook config"
     assert settings.admission_webhook is ("webhook" in ports)
     if "webhook" in ports:

@@ -127,6 +127,29 @@ def dialing(
         agent.stop()
 
 
+@pytest.fixture
+def standalone_gateway(
+    pki: agent_testing.Pki, short_tmp: Path
+) -> Iterator[gateway_testing.GatewayProcess]:
+    """`edgewave gateway run` (not started), its serving certificate from the operator's CA."""
+    served = identities.issue_gateway(pki.ca, name="gw-a")
+    (short_tmp / "gw.pem").write_bytes(served.cert_pem)
+    (short_tmp / "gw-key.pem").write_bytes(served.key_pem)
+    (short_tmp / "ca.pem").write_bytes(pki.ca.cert_pem)
+    config = gateway_testing.gateway_config(
+        pki_=gateway_testing.GatewayPki(
+            directory=short_tmp, ca=pki.ca, gateway=served, operator=served,
+            signing_key=pki.signing_key,
+        ),
+        root=short_tmp, name="gw-a",
+        tls={"cert_file": str(short_tmp / "gw.pem"), "key_file": str(short_tmp / "gw-key.pem"),
+             "client_ca_file": str(short_tmp / "ca.pem")},
+    )  # fmt: skip
+    gateway = gateway_testing.GatewayProcess(config=config, workdir=short_tmp / "gateways")
+    yield gateway
+    gateway.kill()
+
+
 def edge_agents(kube: clusters.DevCluster, namespace: str, run_id: str) -> None:
     """EdgeAgents without an endpoint: reached only where their session is."""
     items = [
@@ -259,28 +282,13 @@ def test_a_gateway_restart_and_a_new_leader_mid_rollout_upload_the_engine_once(
     crds: clusters.DevCluster,
     namespace: str,
     operators: Operators,
-    pki: agent_testing.Pki,
+    standalone_gateway: gateway_testing.GatewayProcess,
     model_files: Callable[[float], tuple[str, str]],
     dialing: Callable[[str], list[DialingAgent]],
     short_tmp: Path,
     run_id: str,
 ) -> None:
-    # A standalone gateway, its serving certificate from the operator's CA.
-    served = identities.issue_gateway(pki.ca, name="gw-a")
-    (short_tmp / "gw.pem").write_bytes(served.cert_pem)
-    (short_tmp / "gw-key.pem").write_bytes(served.key_pem)
-    (short_tmp / "ca.pem").write_bytes(pki.ca.cert_pem)
-    config = gateway_testing.gateway_config(
-        pki_=gateway_testing.GatewayPki(
-            directory=short_tmp, ca=pki.ca, gateway=served, operator=served,
-            signing_key=pki.signing_key,
-        ),
-        root=short_tmp, name="gw-a",
-        tls={"cert_file": str(short_tmp / "gw.pem"), "key_file": str(short_tmp / "gw-key.pem"),
-             "client_ca_file": str(short_tmp / "ca.pem")},
-    )  # fmt: skip
-    gateway = gateway_testing.GatewayProcess(config=config, workdir=short_tmp / "gateways")
-    gateway.start()
+    gateway = standalone_gateway.start()
     agents = dialing(gateway.address)
     settings = {"gateway_listen": "", "gateways": json.dumps({"gw-a": gateway.address})}
     first = operators.start("op-0", **settings)
