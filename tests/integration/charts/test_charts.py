@@ -364,6 +364,7 @@ def test_operator_chart_is_accepted_by_the_api_server(
             },
             id="lab",
         ),
+        pytest.param({"gateway": {"address": "gw.example:7444"}}, id="behind-nat"),
     ],
 )
 def test_agent_chart_is_accepted_by_the_api_server(
@@ -892,6 +893,9 @@ def test_operator_environment_is_what_the_operator_reads(
             },
             id="insecure-key-file",
         ),
+        pytest.param(
+            {"gateway": {"address": "gw.example:7444", "serverName": "gw"}}, id="behind-nat"
+        ),
     ],
 )
 def test_agent_config_is_what_the_agent_accepts(
@@ -908,8 +912,17 @@ def test_agent_config_is_what_the_agent_accepts(
     parsed = agent_settings.parse({**config, "agent_id": "gpu-node-1"}, source="agent.yaml")
     assert (parsed.region, parsed.zone, parsed.jurisdiction) == ("eu-west", "eu-west-1a", "EU")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert parsed.listen.control == f"0.0.0.0:{ports['control']}"
     assert parsed.listen.serving == f"0.0.0.0:{ports['serving']}"
+    if values and "gateway" in values:
+        # Behind NAT: the agent dials out, opens no control port, its EdgeAgents no endpoint.
+        assert parsed.gateway is not None and parsed.gateway.address == "gw.example:7444"
+        assert parsed.gateway.server_name == "gw" and "control" not in ports
+        probed = {container[p]["tcpSocket"]["port"] for p in ("startupProbe", "livenessProbe")}
+        assert probed == {"serving"}
+        assert all("endpoint" not in o["spec"] for o in objects if o["kind"] == "EdgeAgent")
+    else:
+        assert parsed.gateway is None
+        assert parsed.listen.control == f"0.0.0.0:{ports['control']}"
 
     # Every file the config names is mounted, from the right volume.
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
