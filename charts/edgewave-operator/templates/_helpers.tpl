@@ -73,6 +73,15 @@ app.kubernetes.io/component: operator
 {{- default (printf "%s-signing-key" (include "edgewave-operator.fullname" .)) .Values.pki.signingKeySecretName -}}
 {{- end -}}
 
+{{- define "edgewave-operator.gatewayLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "edgewave-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: edgewave
+app.kubernetes.io/component: gateway
+{{- end -}}
+
 {{/* Gateways: the embedded one's Service, each standalone one's name and address. */}}
 {{- define "edgewave-operator.gatewayServiceName" -}}
 {{- printf "%s-gateway" (include "edgewave-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}

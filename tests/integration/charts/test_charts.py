@@ -138,6 +138,17 @@ class Helm:
         return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
+def _operator_deployment(objects: Sequence[Mapping[str, Any]]) -> Any:
+    """The operator's Deployment (gateways may render theirs too)."""
+    (found,) = [
+        o for o in objects
+        if o["kind"] == "Deployment"
+        and o["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component")
+        == "operator"
+    ]  # fmt: skip
+    return found
+
+
 def find(objects: Sequence[Mapping[str, Any]], kind: str, name: str | None = None) -> Any:
     """The one rendered object of `kind` (and `name`, when given)."""
     matches = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
@@ -823,7 +834,7 @@ def test_operator_environment_is_what_the_operator_reads(
     helm: Helm, monkeypatch: pytest.MonkeyPatch, values: Mapping[str, Any] | None
 ) -> None:
     objects = helm.render(OPERATOR, namespace="edgewave-system", release="ew", values=values)
-    pod = find(objects, "Deployment")["spec"]["template"]["spec"]
+    pod = find(objects, "Deployment", "ew-edgewave-operator")["spec"]["template"]["spec"]
     container = pod["containers"][0]
     rendered = {e["name"]: e.get("value", f"from-{e['name'].lower()}") for e in container["env"]}
     for name in list(rendered):
@@ -971,7 +982,7 @@ def test_operator_command_accepts_the_deployment_arguments(helm: Helm) -> None:
         pytest.skip("`edgewave operator run` is not written yet")
     for values in (None, {"watchNamespaces": ["team-a", "team-b"]}):
         objects = helm.render(OPERATOR, namespace="edgewave-system", values=values)
-        container = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        container = _operator_deployment(objects)["spec"]["template"]["spec"]["containers"][0]
         assert container["command"] == ["edgewave"]
         _parse_command_line(root, container["args"])
 
@@ -1005,7 +1016,7 @@ def test_documented_helm_install_renders(helm: Helm, argv: list[str]) -> None:
         # The kubectl lines in the docs name the Secrets this install creates.
         docs = (REPO / "docs" / "operations.md").read_text()
         objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-        container = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        container = _operator_deployment(objects)["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e.get("value") for e in container["env"]}
         for setting in ("EDGEWAVE_CA_SECRET", "EDGEWAVE_SIGNING_SECRET"):
             assert f"get secret {env[setting]} " in docs, setting
