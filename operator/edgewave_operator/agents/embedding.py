@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from edgewave_api import identities, pki
+from edgewave_api.errors import PermanentError
 from edgewave_gateway import server as gateway_server
 from edgewave_gateway import settings as gateway_settings
 from edgewave_operator.settings import OperatorSettings
@@ -68,7 +69,13 @@ async def start(
 ) -> gateway_server.Gateway:
     """Start the embedded gateway; the operator reaches it at `address(gateway)`."""
     gateway = gateway_server.Gateway(config(settings, ca=ca, ca_pem=ca_pem))
-    await gateway.start()
+    try:
+        await gateway.start()
+    except (OSError, RuntimeError) as error:
+        raise PermanentError(
+            f"the embedded gateway cannot listen on {settings.gateway_listen} ({error}): free"
+            " that port, or set EDGEWAVE_GATEWAY_LISTEN (empty: no embedded gateway)"
+        ) from None
     return gateway
 
 

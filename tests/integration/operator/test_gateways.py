@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -325,3 +326,17 @@ def test_a_gateway_restart_and_a_new_leader_mid_rollout_upload_the_engine_once(
     assert len(stored) == 1, stored
     for agent in agents:
         assert listening_tcp_ports(agent.pid) == []
+
+
+def test_an_embedded_gateway_port_in_use_stops_the_operator_with_one_clear_line(
+    *, crds: clusters.DevCluster, operators: Operators
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = operators.start("op-busy", gateway_listen=f"127.0.0.1:{port}")
+        process.popen.wait(timeout=90)
+    assert process.popen.returncode == 1, process.log()
+    assert f"error: the embedded gateway cannot listen on 127.0.0.1:{port}" in process.log()
+    assert "Traceback" not in process.log()
