@@ -13,7 +13,9 @@ route, so every call is relayed unchanged, except `push`: the engine goes into t
 gateway's cache once (Stat first: the cache is persistent and content-addressed, so
 neither a gateway restart nor a new operator leader uploads it again), then the gateway
 delivers it to the agent (`Deliver`). Uploads of one digest to one gateway are serialized,
-so the agents of a region waiting for the same engine cause one upload.
+so the agents of a region waiting for the same engine cause one upload. Each rollout pins
+its engines in every gateway's cache (`pin`, owner `rollout-<uid>`), so eviction never
+takes an engine a live rollout still delivers; deleting the rollout releases them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +73,8 @@ class Gateways:
         self._sessions: dict[str, dict[str, Session]] = {}
         self._uploads: dict[tuple[str, str], asyncio.Lock] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
+        # What each gateway was told to keep for each owner (SetPins replaces; persisted there).
+        self._pinned: dict[tuple[str, str], frozenset[str]] = {}
         self._running = False
         # Engine bytes this operator uploaded to gateways (central bytes), over all calls.
         self.uploaded_bytes = 0
@@ -143,6 +147,27 @@ class Gateways:
         client = self._clients[gateway]
         with errors.translated(agent=agent, call="Deliver"):
             return await client.deliver(agent, digest, chunk_bytes=self._chunk_bytes)
+
+    async def pin(self, owner: str, digests: Iterable[str]) -> None:
+        """Have every gateway keep `digests` for `owner` (replacing its pins; empty: none).
+
+        A rollout pins the engines it delivers, so a full cache never evicts them while it
+        lives; told again only when they change. A gateway that cannot be told now is told
+        on a later turn (logged, never an error for the rollout).
+        """
+        wanted = frozenset(digests)
+        for name, client in self._clients.items():
+            if self._pinned.get((name, owner), frozenset()) == wanted:
+                continue
+            try:
+                await client.set_pins(owner, sorted(wanted))
+            except grpc.RpcError as error:
+                log.warning("gateway %s: pins of %s not set: %s", name, owner, _describe(error))
+                continue
+            if wanted:
+                self._pinned[(name, owner)] = wanted
+            else:
+                self._pinned.pop((name, owner), None)
 
     # -- watching ------------------------------------------------------------------------
 

@@ -324,6 +324,15 @@ def test_a_gateway_restart_and_a_new_leader_mid_rollout_upload_the_engine_once(
     # upload of the engine into that gateway's cache.
     stored = [line for line in gateway.log().splitlines() if "cache: stored engine" in line]
     assert len(stored) == 1, stored
+    # The rollout pins its engine in the gateway's cache (persisted in the cache's index);
+    # deleting the rollout releases it.
+    body = json.loads(crds.kubectl("get", "mro", "cams", "-n", namespace, "-o", "json").stdout)
+    engine = body["status"]["engines"][0]["digest"].removeprefix("sha256:")
+    index = Path(gateway.config["cache"]["directory"]) / "index.json"
+    owner = f"rollout-{body['metadata']['uid']}"
+    assert json.loads(index.read_text())["pins"] == {owner: [engine]}
+    crds.kubectl("delete", "mro", "cams", "-n", namespace, "--timeout=60s")
+    assert json.loads(index.read_text())["pins"] == {}
     for agent in agents:
         assert listening_tcp_ports(agent.pid) == []
 
