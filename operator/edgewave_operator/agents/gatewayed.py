@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -245,12 +245,13 @@ class GatewayLink(agent_client.AgentClient):
         artifact: Artifact,
         *,
         attempts: int = 3,
-        progress: Any = None,
+        progress: Callable[[int], Awaitable[None]] | None = None,
     ) -> agent_client.PushResult:
         """Upload to the gateway once per digest, then have it deliver to this agent.
 
         A cached copy the agent refuses as corrupt is dropped by the gateway (DATA_LOSS):
-        it is uploaded again and delivered once more.
+        it is uploaded again and delivered once more. (`attempts` and `progress` belong to
+        the direct push; the gateway resumes both legs itself.)
         """
         sent = 0
         for attempt in (1, 2):
