@@ -200,3 +200,27 @@ def unreachable(
             ),
         }
     )
+
+
+def connection(
+    previous: edgeagent.EdgeAgentStatus | None,
+    *,
+    connected: bool,
+    gateway: str | None,
+    session_since: datetime.datetime | None,
+    now: datetime.datetime,
+) -> edgeagent.AgentConnection:
+    """The agent's connection now; `since` moves only when it connects, drops or moves.
+
+    `session_since` is when its live gateway session began (None: direct, or no session).
+    """
+    before = previous.connection if previous else None
+    if connected and session_since is not None:
+        since = session_since
+    elif before is not None and before.connected == connected and before.gateway == gateway:
+        since = before.since or now
+    else:
+        since = now
+    return edgeagent.AgentConnection(
+        connected=connected, gateway=gateway, since=since.replace(microsecond=0)
+    )

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from edgewave_api import edgeagent, meta, residencypolicy
 from edgewave_api.errors import EdgewaveError
-from edgewave_operator.handlers.rollouts import RolloutWorker, _values
+from edgewave_operator.handlers.rollouts import RolloutWorker, _values, pin_owner
 from edgewave_operator.handlers.runtime import Runtime
 from edgewave_operator.kube import events
 from edgewave_operator.planning import ownership, reconciling, unreadable
@@ -197,6 +197,7 @@ async def rollout_deleted(
         message=notice.message,
         now=runtime.clock(),
     )
+    await runtime.gateways.pin(pin_owner(uid), ())
     try:
         runtime.builds.forget(uid)
     except (EdgewaveError, OSError) as error:

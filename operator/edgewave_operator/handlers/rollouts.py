@@ -218,6 +218,8 @@ class RolloutWorker:
                 jobs.append(executor.evict(action.evictions, owner=owner))
         generation = decision.status.observed_generation or 0
         with self._span(generation=generation, operation="act"):
+            if decision.paths:  # keep this rollout's engines in the gateways' caches
+                await self.runtime.gateways.pin(pin_owner(self.uid), decision.paths)
             await asyncio.gather(*jobs)
         return reconciling.Outcomes(
             failures=failures, observation=observations[-1] if observations else None
@@ -283,6 +285,11 @@ class RolloutWorker:
             await _sleep(self.runtime.waker(self.uid), stopped=stopped, seconds=2.0)
             return reconciling.Outcomes()
         return acting.result()
+
+
+def pin_owner(uid: str) -> str:
+    """Who holds a rollout's pins in gateways' engine caches."""
+    return f"rollout-{uid}"
 
 
 def _dump(status: modelrollout.ModelRolloutStatus) -> dict[str, Any]:
