@@ -130,7 +130,7 @@ def lost_agent(
     process.kill()
 
 
-def test_an_agent_killed_mid_wave_is_reported_and_the_rollout_ends_at_its_deadline(
+def test_an_agent_killed_mid_wave_is_reported_and_the_rollout_ends_at_its_unreachable_timeout(
     *,
     fleet: Fleet,
     operators: Operators,
@@ -149,7 +149,7 @@ def test_an_agent_killed_mid_wave_is_reported_and_the_rollout_ends_at_its_deadli
     fleet.apply(
         make_rollout(
             "lost", namespace=fleet.namespace, model="lost", version="1.0.0", uri=uri,
-            sha256=sha, waves=WAVES, progressDeadlineSeconds=15,
+            sha256=sha, waves=WAVES, progressDeadlineSeconds=15, unreachableTimeoutSeconds=15,
         )
     )  # fmt: skip
     # eu-central's wave updates one agent at a time, by name: ec-0, ec-1, then ec-9.
@@ -166,7 +166,9 @@ def test_an_agent_killed_mid_wave_is_reported_and_the_rollout_ends_at_its_deadli
 
     until(lambda: reachable().get("status") == "False", what=f"{lost} to be reported unreachable")
     assert reachable()["message"], reachable()
-    # The rollout does not hang on it: at the progress deadline the wave fails, naming it.
+    # The rollout does not hang on it: an offline agent waits out unreachableTimeoutSeconds
+    # (not the progress deadline, which is for connected agents that do not answer), then
+    # counts against maxFailed (0 here), so the wave fails, naming it.
     until(
         lambda: _status(fleet, "lost").get("phase") in ("RolledBack", "Failed"),
         what="the rollout to give up on the lost agent",
@@ -175,10 +177,10 @@ def test_an_agent_killed_mid_wave_is_reported_and_the_rollout_ends_at_its_deadli
     status = _status(fleet, "lost")
     degraded = _condition(status, "Degraded")
     assert degraded["status"] == "True", degraded
-    assert degraded["reason"] == "ProgressDeadlineExceeded", degraded
+    assert degraded["reason"] == "AgentsOffline", degraded
     message = str(degraded["message"])
-    assert lost in message and "stayed unreachable past the progress deadline" in message
-    assert "unreachable=1" in message and "deadlineSeconds=15" in message, message
+    assert lost in message and "offline past unreachableTimeoutSeconds (15 s)" in message
+    assert "offline=1" in message and "maxFailed=0" in message, message
     assert _waves(status)["eu"] == "Failed" and _waves(status)["us"] == "Pending"
     # The agents it had updated are rolled back; us-east was never touched.
     assert not [r for r in spy.records[before:] if r.agent.startswith("ue")]
