@@ -5,6 +5,14 @@ Statuses, reasons and messages only: `edgewave_api.conditions.set_condition` add
 types (Ready, Progressing, Degraded, Compiled, ResidencyCompliant) the set includes the
 kstatus "abnormal-true" pair, Reconciling and Stalled, so GitOps health checks (Flux,
 cli-utils kstatus) read a rollout as InProgress, Current or Failed without custom rules.
+
+`Paused` is True while the rollout waits on purpose: `spec.strategy.paused`
+(PausedInSpec), `edgewave rollout pause` (PausedByRequest), a manual gate
+(AwaitingApproval, naming the wave) or a closed activation window
+(OutsideActivationWindow, saying when it opens). Waiting is not failing: Reconciling and
+Stalled are both False then, so kstatus reads Current (Flux's health check passes and a
+sync completes) and Argo CD's health check says Suspended; `kubectl wait
+--for=condition=Paused` waits for it.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ class Type(StrEnum):
     RESIDENCY_COMPLIANT = "ResidencyCompliant"
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
+    PAUSED = "Paused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +77,7 @@ def rollout_conditions(
         status=Status.TRUE if moving else Status.FALSE,
         reason={
             Phase.SUCCEEDED: "RolloutComplete",
-            Phase.PAUSED: "Paused",
+            Phase.PAUSED: current.hold.reason.value if current.hold else "Paused",
             Phase.ROLLED_BACK: "RolledBack",
             Phase.FAILED: "RolloutFailed",
         }.get(phase, phase.value),
@@ -100,7 +109,14 @@ def rollout_conditions(
         reason=degraded.reason if phase.terminal else "AsExpected",
         message=degraded.message if phase.terminal else "",
     )
-    return (ready, progressing, degraded, compiled, compliant, reconciling, stalled)
+    hold = current.hold if phase is Phase.PAUSED else None
+    paused = Condition(
+        type=Type.PAUSED,
+        status=Status.TRUE if hold else Status.FALSE,
+        reason=hold.reason.value if hold else "NotPaused",
+        message=hold.message if hold else "",
+    )
+    return (ready, progressing, degraded, compiled, compliant, reconciling, stalled, paused)
 
 
 def _with_numbers(failure: progress.Failure) -> str:
