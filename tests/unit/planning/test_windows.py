@@ -17,24 +17,29 @@ NIGHTLY = windows.Window(
 )
 
 
-def at(
-    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
-) -> datetime.datetime:
-    return datetime.datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+def at(day: int, month: int = 3, hour: int = 0, minute: int = 0) -> datetime.datetime:
+    """A UTC moment in 2026."""
+    return datetime.datetime(2026, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
     ("now", "expected"),
     [
         # 00:59:59 UTC is 01:59:59 in Berlin (CET): closed, opens at 01:00 UTC.
-        (at(2026, 3, 1, 0, 59, 59), windows.Opening(open=False, opens_at=at(2026, 3, 1, 1))),
+        (
+            at(1, minute=59) + datetime.timedelta(seconds=59),
+            windows.Opening(open=False, opens_at=at(1, hour=1)),
+        ),
         # the start itself is inside; it closes an hour later
-        (at(2026, 3, 1, 1), windows.Opening(open=True, closes_at=at(2026, 3, 1, 2))),
-        (at(2026, 3, 1, 1, 59, 59), windows.Opening(open=True, closes_at=at(2026, 3, 1, 2))),
+        (at(1, hour=1), windows.Opening(open=True, closes_at=at(1, hour=2))),
+        (
+            at(1, hour=1, minute=59) + datetime.timedelta(seconds=59),
+            windows.Opening(open=True, closes_at=at(1, hour=2)),
+        ),
         # the end is outside; the next start is tomorrow
-        (at(2026, 3, 1, 2), windows.Opening(open=False, opens_at=at(2026, 3, 2, 1))),
+        (at(1, hour=2), windows.Opening(open=False, opens_at=at(2, hour=1))),
         # summer time (CEST): 02:00 in Berlin is 00:00 UTC
-        (at(2026, 7, 1, 0, 30), windows.Opening(open=True, closes_at=at(2026, 7, 1, 1))),
+        (at(1, month=7, minute=30), windows.Opening(open=True, closes_at=at(1, month=7, hour=1))),
     ],
 )
 def test_a_window_is_open_from_each_start_for_its_duration(
@@ -52,12 +57,10 @@ def test_regions_use_their_own_window_or_the_rollouts() -> None:
             "regions": [{"regions": ["us-east"], "schedule": "0 * * * *", "durationSeconds": 60}],
         }
     )
-    found = windows.openings(spec, regions=["eu-west", "us-east"], now=at(2026, 3, 1, 1, 30))
+    found = windows.openings(spec, regions=["eu-west", "us-east"], now=at(1, hour=1, minute=30))
     assert found["eu-west"].open
-    assert not found["us-east"].open and found["us-east"].opens_at == at(2026, 3, 1, 2)
-    assert windows.openings(None, regions=["eu-west"], now=at(2026, 3, 1)) == {
-        "eu-west": windows.ALWAYS
-    }
+    assert not found["us-east"].open and found["us-east"].opens_at == at(1, hour=2)
+    assert windows.openings(None, regions=["eu-west"], now=at(1)) == {"eu-west": windows.ALWAYS}
 
 
 @pytest.mark.parametrize(
