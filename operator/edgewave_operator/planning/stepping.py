@@ -410,13 +410,13 @@ class _Planner:
             )
             self.current = self.current.with_wave(record)
             return record
+        if self.paused:
+            return self.pause()
         if passed_at is not None and not self.current.full:
             resume_at = passed_at + self.intent.pause
             if self.now < resume_at:
                 self.set_phase(Phase.PROGRESSING)
                 return self.step(wake_at=resume_at)
-        if self.paused:
-            return self.pause()
         if (
             wave.name in self.intent.manual_waves
             and wave.name not in self.current.approved

@@ -87,7 +87,7 @@ def test_promote_passes_a_manual_gate_pause_stops_pushes_resume_continues(
     fleet.apply(
         make_rollout(
             "gated", namespace=fleet.namespace, model="gated", version="1.0.0", uri=uri,
-            sha256=sha, waves=MANUAL_EU, pauseBetweenWavesSeconds=6,
+            sha256=sha, waves=MANUAL_EU, pauseBetweenWavesSeconds=30,
         )
     )  # fmt: skip
     wait_condition(fleet, "gated", "Paused")
@@ -107,7 +107,7 @@ def test_promote_passes_a_manual_gate_pause_stops_pushes_resume_continues(
     assert promoted.returncode == 0, promoted.stderr
     assert "approved wave eu" in promoted.stdout
 
-    # The pause between eu and us (6 s) leaves time to pause before us starts.
+    # The pause between eu and us (30 s) leaves time to pause before us starts.
     until(lambda: all(versions(fleet, "gated")[a] for a in ("ec-0", "ec-1")), what="wave eu")
     pause = edgewave(fleet, "rollout", "pause", "gated")
     assert pause.returncode == 0, pause.stderr
@@ -115,7 +115,7 @@ def test_promote_passes_a_manual_gate_pause_stops_pushes_resume_continues(
     until(lambda: condition(fleet, "gated", "Paused").get("reason") == "PausedByRequest",
           what="the pause")  # fmt: skip
     pushes = len(fleet.host.spy.records)
-    time.sleep(8)  # longer than the pause between waves: nothing new may start
+    time.sleep(8)  # several reconcile periods: nothing new may start
     assert len(fleet.host.spy.records) == pushes
     assert versions(fleet, "gated")["ue-0"] is None and versions(fleet, "gated")["ue-1"] is None
     again = edgewave(fleet, "rollout", "promote", "gated")
