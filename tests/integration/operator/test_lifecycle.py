@@ -181,36 +181,35 @@ def test_abort_rolls_back_and_stays_aborted_across_a_restart_and_a_reapply(
 
 def test_retry_restarts_the_failed_wave(
     *, fleet: Fleet, operators: Operators, model_files: ModelFiles, make_rollout: MakeRollout,
-    until: Until,
+    until: Until, probe_fails: str,
 ) -> None:  # fmt: skip
     operators.start()
-    lost = fleet.manifest(fleet.host.agents["ec-1"])
-    fleet.apply({**lost, "spec": {**lost["spec"], "endpoint": "localhost:1"}})  # unreachable
     uri, sha = model_files(14.0)
     fleet.apply(
         make_rollout(
-            "retried", namespace=fleet.namespace, model="retried", version="1.0.0", uri=uri,
-            sha256=sha, autoRollback=False, progressDeadlineSeconds=6,
+            "retried", namespace=fleet.namespace, model="retried", version=probe_fails,
+            uri=uri, sha256=sha, autoRollback=False,
         )
     )  # fmt: skip
-    until(lambda: status(fleet, "retried").get("phase") == "Failed", what="the deadline")
-    assert condition(fleet, "retried", "Degraded")["reason"] == "ProgressDeadlineExceeded"
+    until(lambda: status(fleet, "retried").get("phase") == "Failed", what="wave eu to fail")
+    assert condition(fleet, "retried", "Degraded")["reason"] == "ActivationFailed"
     assert {w["name"]: w["phase"] for w in status(fleet, "retried")["waves"]}["eu"] == "Failed"
+    refused = edgewave(fleet, "rollout", "promote", "retried")
+    assert refused.returncode == 1 and "no wave awaits approval" in refused.stderr
 
-    fleet.apply(lost)  # the agent is back
-    until(lambda: _reachable(fleet, "ec-1"), what="ec-1 to answer again", timeout=60)
+    # The person cordons the agent that cannot run this version, then retries.
+    bad = fleet.manifest(fleet.host.agents["ec-1"])
+    fleet.apply({**bad, "spec": {**bad["spec"], "cordoned": True}})
     retried = edgewave(fleet, "rollout", "retry", "retried")
     assert retried.returncode == 0, retried.stderr
     assert "retrying from wave eu" in retried.stdout
     wait_condition(fleet, "retried", "Ready")
-    assert set(versions(fleet, "retried").values()) == {"1.0.0"}
-    assert wave_started(fleet, "retried") == ["canary", "eu", "eu", "us"]
-
-
-def _reachable(fleet: Fleet, agent_id: str) -> bool:
-    body = fleet.get("edgeagent", fleet.name(agent_id), namespaced=False)
-    conditions = (body.get("status") or {}).get("conditions", [])
-    return any(c["type"] == "Reachable" and c["status"] == "True" for c in conditions)
+    held = versions(fleet, "retried")
+    assert {a for a, v in held.items() if v == probe_fails} == {"ew-0", "ew-1", "ec-0", "ue-0",
+                                                               "ue-1"}  # fmt: skip
+    assert wave_started(fleet, "retried") == ["canary", "eu", "eu", "us"]  # canary kept
+    engine = status(fleet, "retried")["engines"][0]["digest"].removeprefix("sha256:")
+    assert fleet.host.spy.count(engine, "ew-0") == 1
 
 
 def test_undo_returns_to_the_previous_version_wave_by_wave(
