@@ -270,10 +270,11 @@ def test_an_activation_window_stages_engines_then_activates_when_it_opens(
 
     wait_condition(fleet, "nightly", "Ready", timeout=150)
     assert set(versions(fleet, "nightly").values()) == {"1.0.0"}
-    started = min(
-        datetime.datetime.fromisoformat(w["startedAt"]) for w in status(fleet, "nightly")["waves"]
+    # Waves start (and stage) before the window; none passes (activates) before it opens.
+    passed = min(
+        datetime.datetime.fromisoformat(w["finishedAt"]) for w in status(fleet, "nightly")["waves"]
     )
-    assert started >= opens
+    assert passed >= opens
     engine = status(fleet, "nightly")["engines"][0]["digest"].removeprefix("sha256:")
     # Staged once, then activated without a second push.
     assert {a: spy.count(engine, a) for a in fleet.host.agents} == dict.fromkeys(
