@@ -280,3 +280,33 @@ def test_an_activation_window_stages_engines_then_activates_when_it_opens(
     assert {a: spy.count(engine, a) for a in fleet.host.agents} == dict.fromkeys(
         fleet.host.agents, 1
     )
+
+
+def test_without_an_operator_a_request_stays_queued_and_the_command_says_so(
+    *, crds: Any, namespace: str, model_files: ModelFiles, make_rollout: MakeRollout
+) -> None:
+    uri, sha = model_files(18.0)
+    manifest = make_rollout("idle", namespace=namespace, model="idle", version="1.0.0",
+                            uri=uri, sha256=sha)  # fmt: skip
+    crds.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    env = {**crds.environment(), "PATH": f"{BIN}{os.pathsep}{crds.bin_dir}"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(BIN / "edgewave"), "rollout", *args, "idle", "-n", namespace]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+
+    never = run("pause")
+    assert never.returncode == 1 and "has not started yet" in never.stderr
+    started = {"status": {"currentVersion": "1.0.0", "phase": "Progressing"}}
+    crds.kubectl("patch", "mro", "idle", "-n", namespace, "--subresource=status",
+                 "--type=merge", "-p", json.dumps(started))  # fmt: skip
+    queued = run("pause", "--timeout", "2")
+    assert queued.returncode == 1
+    assert "did not answer the pause request" in queued.stderr
+    assert queued.stderr.strip().count("\n") == 0
+    body = json.loads(crds.kubectl("get", "mro", "idle", "-n", namespace, "-o", "json").stdout)
+    request = json.loads(body["metadata"]["annotations"]["edgewave.io/request"])
+    assert request["action"] == "pause" and request["generation"] == 1
+    crds.kubectl("delete", "mro", "idle", "-n", namespace, "--wait=false")
