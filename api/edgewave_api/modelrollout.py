@@ -625,7 +625,9 @@ class ModelRolloutStatus(ApiModel):
     current_wave: DnsLabel | None = None
     """The wave in progress."""
     conditions: Conditions = Field(default_factory=list)
-    """Ready, Progressing, Degraded, Compiled and ResidencyCompliant."""
+    """Ready, Progressing, Degraded, Compiled, ResidencyCompliant, Reconciling, Stalled and
+    Paused (True while waiting on purpose: reason PausedInSpec, PausedByRequest,
+    AwaitingApproval or OutsideActivationWindow)."""
     engines: Annotated[list[EngineStatus], markers.ListMap("key")] = Field(default_factory=list)
     """Engines built for this version, one per build target key."""
     waves: Annotated[list[WaveStatus], markers.ListMap("name")] = Field(default_factory=list)

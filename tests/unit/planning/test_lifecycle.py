@@ -171,6 +171,8 @@ def test_pause_holds_the_next_wave_and_resume_continues_from_it() -> None:
         ("{not json", "edgewave.io/request is not JSON"),
         (json.dumps(ask("explode", "x1")), "edgewave.io/request: action:"),
         (json.dumps(ask("pause", "bad nonce!")), "edgewave.io/request: nonce:"),
+        (json.dumps(ask("undo", "u1", toVersion="x" * 2000)), "longer than 1024 bytes"),
+        (json.dumps(ask("undo", "u2", toVersion="../etc")), "edgewave.io/request: toVersion:"),
     ],
 )
 def test_a_request_that_cannot_apply_is_refused_in_one_line(
