@@ -142,6 +142,9 @@ async def _promote_waiting(
                 name=name,
                 action=controls.Action.PROMOTE,
             )
+        except requesting.Refused as refused:  # it moved on since this read: look again
+            say(f"    {refused}")
+            continue
         finally:
             await api.close()
         say(f"    {outcome.line()}")
