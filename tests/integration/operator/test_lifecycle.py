@@ -125,6 +125,9 @@ def test_promote_passes_a_manual_gate_pause_stops_pushes_resume_continues(
     assert resumed.returncode == 0, resumed.stderr
     wait_condition(fleet, "gated", "Ready")
     assert set(versions(fleet, "gated").values()) == {"1.0.0"}
+    control = status(fleet, "gated")["control"]
+    assert "awaitingApproval" not in control and control["paused"] is False
+    assert control["approvedWaves"] == ["eu"]
     assert wave_started(fleet, "gated") == ["canary", "eu", "us"]  # no wave started twice
     engine = status(fleet, "gated")["engines"][0]["digest"].removeprefix("sha256:")
     assert {a: fleet.host.spy.count(engine, a) for a in fleet.host.agents} == dict.fromkeys(
