@@ -211,8 +211,8 @@ class Wave(ApiModel):
     """Most agents of the wave updating at once: a count or a percentage (rounded down, at
     least 1)."""
     max_failed: IntOrPercent = 0
-    """Failed activations tolerated before the wave fails: a count or a percentage (rounded
-    down)."""
+    """Failed activations, and agents offline past `unreachableTimeoutSeconds`, tolerated
+    before the wave fails: a count or a percentage (rounded down: 10% of 5 agents is 0)."""
     approval: Approval = Approval.AUTOMATIC
     """Manual: the wave waits (condition Paused, reason AwaitingApproval) until
     `edgewave rollout promote`."""
@@ -316,6 +316,10 @@ class Strategy(ApiModel):
     """Most time a wave may take to activate on its agents before the rollout fails."""
     activation_window: ActivationWindow | None = None
     """Activate only inside this window (engines are staged ahead); any time when unset."""
+    unreachable_timeout_seconds: Annotated[int, Field(ge=1, le=604800)] = 600
+    """How long a wave waits for an agent that is not connected (from when the wave reached
+    it, or from when the agent went offline if later) before counting it against
+    `maxFailed` as offline. It still receives the version when it reconnects."""
 
     @model_validator(mode="after")
     def _catch_all_last(self) -> Self:
@@ -447,13 +451,19 @@ class WavePhase(enum.StrEnum):
 
 
 class RolloutConditionType(enum.StrEnum):
-    """Condition types a ModelRollout reports."""
+    """Condition types a ModelRollout reports.
+
+    Reconciling and Stalled are kstatus' "abnormal-true" pair (sigs.k8s.io/cli-utils): while
+    Reconciling is True kstatus reads InProgress, while Stalled is True it reads Failed.
+    """
 
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
     COMPILED = "Compiled"
     RESIDENCY_COMPLIANT = "ResidencyCompliant"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
     PAUSED = "Paused"
 
 
@@ -520,7 +530,11 @@ class AgentCounts(ApiModel):
     healthy: Count = 0
     """Updated agents that are healthy."""
     failed: Count = 0
-    """Agents whose push or activation failed."""
+    """Agents whose push or activation failed, or that stayed offline past
+    `unreachableTimeoutSeconds`."""
+    offline: Count = 0
+    """Agents not connected that do not serve the version yet: it is delivered when they
+    reconnect."""
 
 
 class WaveStatus(AgentCounts):
@@ -552,6 +566,9 @@ class RolloutTotals(AgentCounts):
 
     excluded: Count = 0
     """Agents selected by `targets` but not updated (see `exclusions` for why)."""
+    converging: Count = 0
+    """Agents being brought to the version after their wave passed (they reconnected or
+    joined a targeted region later); no wave runs again for them."""
 
 
 class ExclusionSummary(ApiModel):
@@ -610,8 +627,13 @@ class ControlStatus(ApiModel):
 class ModelRolloutStatus(ApiModel):
     """What the operator observed and did, as of `observedGeneration`."""
 
-    observed_generation: Annotated[int, Field(ge=0)] | None = None
-    """The `.metadata.generation` this status describes."""
+    observed_generation: Annotated[int, Field(ge=0), markers.Default(0)] | None = None
+    """The `.metadata.generation` this status describes; 0 until the operator has observed one.
+
+    The API server serves 0 before the operator's first status write (this default and the one
+    on `status`), so kstatus and Flux read a rollout nobody has reconciled yet as InProgress
+    rather than Current (see docs/gitops/README.md).
+    """
     phase: RolloutPhase | None = None
     """Pending, Compiling, Progressing, Paused, Succeeded, RollingBack, RolledBack or Failed."""
     message: Annotated[str, Field(max_length=4096)] | None = None
@@ -625,7 +647,8 @@ class ModelRolloutStatus(ApiModel):
     current_wave: DnsLabel | None = None
     """The wave in progress."""
     conditions: Conditions = Field(default_factory=list)
-    """Ready, Progressing, Degraded, Compiled, ResidencyCompliant, Reconciling, Stalled and
+    """Ready, Progressing, Degraded, Compiled, ResidencyCompliant, kstatus' Reconciling
+    (mirrors Progressing) and Stalled (True once the rollout failed or rolled back), and
     Paused (True while waiting on purpose: reason PausedInSpec, PausedByRequest,
     AwaitingApproval or OutsideActivationWindow)."""
     engines: Annotated[list[EngineStatus], markers.ListMap("key")] = Field(default_factory=list)
@@ -673,5 +696,5 @@ class ModelRollout(CustomResource):
     """The object's kind."""
     spec: ModelRolloutSpec
     """The desired rollout."""
-    status: ModelRolloutStatus | None = None
-    """The observed state, written by the operator."""
+    status: Annotated[ModelRolloutStatus, markers.Default({})] | None = None
+    """The observed state, written by the operator (served as `{observedGeneration: 0}` before)."""

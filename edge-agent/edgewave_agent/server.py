@@ -183,6 +183,8 @@ class AgentServer:
             quota_bytes=int(config.store.quota_bytes),
             max_artifact_bytes=int(config.store.max_artifact_bytes or 0) or None,
             checkpoint_bytes=int(config.store.checkpoint_bytes),
+            max_uploads=config.store.max_concurrent_pushes,
+            idle_upload_seconds=config.store.idle_push_seconds,
         )
         installed = _installed_backends(self._threads)
         gpus = list(self._gpus) if self._gpus is not None else inventory.gpus(config.gpus)

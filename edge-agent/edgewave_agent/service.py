@@ -23,6 +23,7 @@ from edgewave_agent import (
     inventory,
     memory,
     observers,
+    owners,
     receiving,
     serving,
     stats,
@@ -103,8 +104,19 @@ def _health(health: stats.Health) -> pb.HealthMetrics:
     )
 
 
+def _owner(message: pb.ModelOwner) -> owners.Owner | None:
+    return owners.parse(message.namespace, message.name, message.uid)
+
+
+def _owner_message(owner: owners.Owner | None) -> pb.ModelOwner | None:
+    if owner is None:
+        return None
+    return pb.ModelOwner(namespace=owner.namespace, name=owner.name, uid=owner.uid)
+
+
 def model_status(view: views.ModelView) -> pb.ModelStatus:
     return pb.ModelStatus(
+        owner=_owner_message(view.owner),
         model=view.model,
         active_version=view.active.version if view.active else "",
         active_digest=view.active.digest if view.active else "",
@@ -252,6 +264,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     ) -> pb.ActivateResponse:
         await require_client_certificate(self._core, context, method="Activate")
         try:
+            owner = _owner(request.owner) if request.HasField("owner") else None
             result = await asyncio.to_thread(
                 lambda: self._core.serving.activate(
                     model=request.model,
@@ -259,6 +272,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     digest=request.digest,
                     backend=request.backend,
                     signature=request.signature,
+                    owner=owner,
                 )
             )
         except errors.AgentError as error:
@@ -290,14 +304,18 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         try:
             if target is None:
                 raise errors.InvalidRequest("Remove needs a version, a digest or all_versions")
+            owner = _owner(request.owner) if request.HasField("owner") else None
             if target == "all_versions":
-                removal = await asyncio.to_thread(serving_.remove_model, request.model)
+                removal = await asyncio.to_thread(
+                    lambda: serving_.remove_model(request.model, owner=owner)
+                )
             else:
                 removal = await asyncio.to_thread(
                     lambda: serving_.remove(
                         request.model,
                         version=request.version if target == "version" else None,
                         digest=request.digest if target == "digest" else None,
+                        owner=owner,
                     )
                 )
         except errors.AgentError as error:

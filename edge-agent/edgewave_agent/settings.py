@@ -53,6 +53,10 @@ class StoreConfig(_Section):
     pin_seconds: float = Field(default=3600.0, ge=0)
     # A partial push not resumed for this long is deleted (it reserves quota meanwhile).
     partial_ttl_seconds: float = Field(default=86400.0, gt=0)
+    # Pushes received at once; more are refused as busy (retried by the operator).
+    max_concurrent_pushes: int = Field(default=8, ge=1)
+    # A push that received nothing for this long is closed when a new push needs its place.
+    idle_push_seconds: float = Field(default=300.0, gt=0)
 
 
 class GpuOverride(_Section):

@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "edgewave_operator.commands.rollout",
     "edgewave_operator.commands.agents",
     "edgewave_operator.commands.gateway",
+    "edgewave_operator.commands.webhookcert",
+    "edgewave_operator.commands.dashboard",
 )
 
 

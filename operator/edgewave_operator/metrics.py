@@ -24,6 +24,7 @@ ROLLBACK_REASONS = {
     "ErrorRateTooHigh": "error_rate",
     "ActivationFailed": "activation",
     "ProgressDeadlineExceeded": "unreachable",
+    "AgentsOffline": "offline",
     "InsufficientSamples": "insufficient_samples",
 }
 """A failure's reason -> the `reason` label of `edgewave_rollbacks_total`."""

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from edgewave_agent import observers, slots
+from edgewave_agent import observers, owners, slots
 from edgewave_agent.backends import Array, Backend, GpuInfo, LoadedModel
 from edgewave_agent.serving import activating, restoring
 from edgewave_agent.serving.activating import Activation, Activator
@@ -112,23 +112,40 @@ class Serving:
         return problems
 
     def activate(
-        self, *, model: str, version: str, digest: str, backend: str, signature: bytes
+        self,
+        *,
+        model: str,
+        version: str,
+        digest: str,
+        backend: str,
+        signature: bytes,
+        owner: owners.Owner | None = None,
     ) -> Activation:
         return self._activator.activate(
-            model=model, version=version, digest=digest, backend=backend, signature=signature
+            model=model,
+            version=version,
+            digest=digest,
+            backend=backend,
+            signature=signature,
+            owner=owner,
         )
 
     def rollback(self, model: str) -> tuple[ModelView, str]:
         return self._activator.rollback(model)
 
     def remove(
-        self, model: str, *, version: str | None = None, digest: str | None = None
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        digest: str | None = None,
+        owner: owners.Owner | None = None,
     ) -> Removal:
-        return self._remover.remove(model, version=version, digest=digest)
+        return self._remover.remove(model, version=version, digest=digest, owner=owner)
 
-    def remove_model(self, model: str) -> Removal:
+    def remove_model(self, model: str, *, owner: owners.Owner | None = None) -> Removal:
         """Stop serving `model` and forget every version of it (e.g. a residency eviction)."""
-        return self._remover.remove_model(model)
+        return self._remover.remove_model(model, owner=owner)
 
     def collect_garbage(self, needed_bytes: int = 0) -> int:
         """Apply the retention policy (keep_versions, quota); returns the bytes freed."""

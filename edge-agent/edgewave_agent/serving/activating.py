@@ -9,12 +9,13 @@ operator sees why. Blocking; called from worker threads.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from edgewave_agent import errors, observers, slots
+from edgewave_agent import errors, observers, owners, slots
 from edgewave_agent.serving.claims import Claims
 from edgewave_agent.serving.collecting import Collector
 from edgewave_agent.serving.ledger import Ledger
@@ -74,11 +75,23 @@ class Activator:
         self._observer = observer
 
     def activate(
-        self, *, model: str, version: str, digest: str, backend: str, signature: bytes
+        self,
+        *,
+        model: str,
+        version: str,
+        digest: str,
+        backend: str,
+        signature: bytes,
+        owner: owners.Owner | None = None,
     ) -> Activation:
         try:
             result = self._activate(
-                model=model, version=version, digest=digest, backend=backend, signature=signature
+                model=model,
+                version=version,
+                digest=digest,
+                backend=backend,
+                signature=signature,
+                owner=owner,
             )
         except _VERSION_FAILURES:
             self._observer.activation_finished(result="failed")
@@ -113,15 +126,26 @@ class Activator:
         return slots.VersionRef(version=version, digest=digest, backend=backend)
 
     def _activate(
-        self, *, model: str, version: str, digest: str, backend: str, signature: bytes
+        self,
+        *,
+        model: str,
+        version: str,
+        digest: str,
+        backend: str,
+        signature: bytes,
+        owner: owners.Owner | None,
     ) -> Activation:
         ref = self._verified(
             model=model, version=version, digest=digest, backend=backend, signature=signature
         )
         with self._claims.holding(model), self._claims.pinning(digest):
-            before = self._ledger.get(model)
+            stored = self._ledger.get(model)
+            claimed = owners.claim(model, current=stored.owner, requested=owner)
+            before = dataclasses.replace(stored, owner=claimed)
             slots.check_version(before, ref)
             if before.active == ref and self._loaded.has(model, version):
+                if before != stored:
+                    self._ledger.commit(model, before)
                 return Activation(self._views.view(model), before.active.version, unchanged=True)
             self._swap_in(model, before=before, ref=ref)
             previous = before.active.version if before.active else ""

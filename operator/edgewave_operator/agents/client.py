@@ -21,6 +21,7 @@ from edgewave_api.errors import EdgewaveError, PermanentError
 from edgewave_api.telemetry import interceptors, spans
 from edgewave_operator.agents import errors
 from edgewave_operator.agents.artifacts import Artifact
+from edgewave_operator.planning import ownership
 from edgewave_proto.agent.v1 import agent_pb2 as pb
 from edgewave_proto.agent.v1 import agent_pb2_grpc, wire
 
@@ -274,12 +275,18 @@ class AgentClient:
         backend: str,
         signature: bytes | None = None,
         deadline_seconds: float | None = None,
+        owner: ownership.Owner | None = None,
     ) -> pb.ActivateResponse:
-        """Activate a pushed artifact; the signature is made here unless given."""
+        """Activate a pushed artifact for `owner`; the signature is made here unless given."""
         if signature is None:
             signature = self.sign(model=model, version=version, digest=digest, backend=backend)
         request = pb.ActivateRequest(
-            model=model, version=version, digest=digest, backend=backend, signature=signature
+            model=model,
+            version=version,
+            digest=digest,
+            backend=backend,
+            signature=signature,
+            owner=_owner(owner),
         )
         with (
             spans.activate(agent=self.name, model=model, version=version, digest=digest),
@@ -300,11 +307,16 @@ class AgentClient:
             )
 
     async def remove(
-        self, model: str, *, version: str | None = None, digest: str | None = None
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        digest: str | None = None,
+        owner: ownership.Owner | None = None,
     ) -> pb.RemoveResponse:
         if (version is None) == (digest is None):
             raise PermanentError("remove needs exactly one of version or digest")
-        request = pb.RemoveRequest(model=model)
+        request = pb.RemoveRequest(model=model, owner=_owner(owner))
         if version is not None:
             request.version = version
         else:
@@ -312,9 +324,12 @@ class AgentClient:
         with self._translated("Remove"):
             return await self._stub.Remove(request, timeout=self.timeout, metadata=self._route)
 
-    async def remove_model(self, model: str) -> pb.RemoveResponse:
-        """Stop serving `model` on the agent and delete every version (residency eviction)."""
-        request = pb.RemoveRequest(model=model, all_versions=True)
+    async def remove_model(
+        self, model: str, *, owner: ownership.Owner | None = None
+    ) -> pb.RemoveResponse:
+        """Stop serving `model` on the agent and delete every version (residency eviction);
+        the agent refuses when another rollout than `owner` owns it."""
+        request = pb.RemoveRequest(model=model, all_versions=True, owner=_owner(owner))
         with self._translated("Remove"):
             return await self._stub.Remove(request, timeout=self.timeout, metadata=self._route)
 
@@ -363,3 +378,9 @@ async def push_to_many(
 
     results = await asyncio.gather(*(one(c) for c in clients))
     return dict(results)
+
+
+def _owner(owner: ownership.Owner | None) -> pb.ModelOwner | None:
+    if owner is None:
+        return None
+    return pb.ModelOwner(namespace=owner.namespace, name=owner.name, uid=owner.uid)

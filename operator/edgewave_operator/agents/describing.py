@@ -117,6 +117,9 @@ def held_models(models: Iterable[pb.ModelStatus]) -> list[edgeagent.HeldModel]:
                     digest=prefixed(version.digest),
                     backend=backend,
                     state=state,
+                    rollout=f"{model.owner.namespace}/{model.owner.name}"[:317]
+                    if model.HasField("owner")
+                    else None,
                     p95_latency_ms=health.latency_p95_seconds * 1000 if health.requests else None,
                     error_rate=min(1.0, error_rate) if error_rate is not None else None,
                 )

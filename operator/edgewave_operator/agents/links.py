@@ -14,6 +14,7 @@ from typing import Protocol
 from edgewave_api import edgeagent
 from edgewave_operator.agents import client as agent_client
 from edgewave_operator.agents.artifacts import Artifact
+from edgewave_operator.planning import ownership
 from edgewave_proto.agent.v1 import agent_pb2 as pb
 
 
@@ -30,16 +31,19 @@ class Link(Protocol):
 
     async def activate(
         self, *, model: str, version: str, digest: str, backend: str,
-        deadline_seconds: float | None = None,
+        deadline_seconds: float | None = None, owner: ownership.Owner | None = None,
     ) -> pb.ActivateResponse: ...  # fmt: skip
 
     async def rollback(self, model: str) -> pb.RollbackResponse: ...
 
     async def remove(
-        self, model: str, *, version: str | None = None, digest: str | None = None
-    ) -> pb.RemoveResponse: ...
+        self, model: str, *, version: str | None = None, digest: str | None = None,
+        owner: ownership.Owner | None = None,
+    ) -> pb.RemoveResponse: ...  # fmt: skip
 
-    async def remove_model(self, model: str) -> pb.RemoveResponse: ...
+    async def remove_model(
+        self, model: str, *, owner: ownership.Owner | None = None
+    ) -> pb.RemoveResponse: ...
 
     async def status(self) -> pb.StatusUpdate: ...
 

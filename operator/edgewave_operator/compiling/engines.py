@@ -25,7 +25,7 @@ from typing import Protocol
 from edgewave_api import edgeagent, modelrollout
 from edgewave_api.errors import PermanentError, TemporaryError
 from edgewave_api.telemetry import spans
-from edgewave_compiler import cache, compiling, intake, keys
+from edgewave_compiler import cache, compiling, keys
 from edgewave_compiler import planning as compile_planning
 from edgewave_operator import metrics as operator_metrics
 from edgewave_operator.planning import builds, parsing, views
@@ -142,11 +142,8 @@ class EngineBuilds:
         plan = compile_planning.plan_rollout(spec, statuses=platforms, builders=self._builders)
         model_path = self._models_dir
         if plan.builds:
-            model_path = await asyncio.to_thread(
-                intake.fetch,
-                spec.model.uri,
-                sha256=spec.model.sha256,
-                dest_dir=self._models_dir,
+            model_path = await self._compiler.fetch_model(
+                spec.model.uri, sha256=spec.model.sha256, dest_dir=self._models_dir
             )
         found = _Found()
         await self._build_central(

@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes_asyncio import client as kube_client
 
 from edgewave_api import edgeagent
-from edgewave_compiler import cache, compiling
+from edgewave_compiler import cache, compiling, fetching
 from edgewave_operator import certs
 from edgewave_operator import metrics as operator_metrics
 from edgewave_operator.agents import client as agent_client
@@ -95,7 +95,15 @@ class Runtime:
             signing_secret=settings.signing_secret,
         )
         engine_cache = cache.EngineCache(settings.cache_dir / "engines")
-        compiler = compiling.Compiler(engine_cache, max_workers=settings.max_build_workers)
+        compiler = compiling.Compiler(
+            engine_cache,
+            max_workers=settings.max_build_workers,
+            fetch_policy=fetching.FetchPolicy(
+                max_bytes=settings.max_model_bytes,
+                deadline_s=settings.model_fetch_deadline_seconds,
+                file_root=settings.model_root,
+            ),
+        )
         metrics = operator_metrics.OperatorMetrics()
         builds = engine_builds.EngineBuilds(
             compiler=compiler,

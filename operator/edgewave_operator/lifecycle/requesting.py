@@ -23,6 +23,7 @@ from kubernetes_asyncio import client
 from edgewave_api import controls, meta, modelrollout
 from edgewave_api.errors import PermanentError, TemporaryError
 from edgewave_operator.kube import failures
+from edgewave_operator.lifecycle import actions
 from edgewave_operator.planning import lifecycle, parsing
 
 POLL_SECONDS = 0.5
@@ -31,7 +32,7 @@ ATTEMPTS = 5
 """Reads-and-writes tried when the object keeps changing under us."""
 
 
-class Refused(PermanentError):
+class Refused(actions.NotApplicable):
     """The request cannot apply to the rollout as it stands."""
 
 

@@ -3,8 +3,10 @@
 Statuses, reasons and messages only: `edgewave_api.conditions.set_condition` adds
 `observedGeneration` and moves `lastTransitionTime` only on a flip. Besides the product's own
 types (Ready, Progressing, Degraded, Compiled, ResidencyCompliant) the set includes the
-kstatus "abnormal-true" pair, Reconciling and Stalled, so GitOps health checks (Flux,
-cli-utils kstatus) read a rollout as InProgress, Current or Failed without custom rules.
+kstatus "abnormal-true" pair, Reconciling and Stalled: kstatus (cli-utils; kpt, Config Sync,
+Flux by default) reads Reconciling=True as InProgress and Stalled=True as Failed, else falls
+back to Ready. Until the first status write only the CRD's `observedGeneration: 0` default
+keeps kstatus from calling the rollout Current; docs/gitops/README.md has the measured table.
 
 `Paused` is True while the rollout waits on purpose: `spec.strategy.paused`
 (PausedInSpec), `edgewave rollout pause` (PausedByRequest), a manual gate
@@ -57,8 +59,13 @@ def rollout_conditions(
     compiled: Condition,
     evictions: Sequence[residency.Eviction],
     excluded: int,
+    unreadable: str | None = None,
 ) -> tuple[Condition, ...]:
-    """The full condition set for a rollout (transition times are set when written)."""
+    """The full condition set for a rollout (transition times are set when written).
+
+    `unreadable` says which ResidencyPolicy cannot be parsed (planning fails closed on it):
+    residency cannot be proven then, so `ResidencyCompliant` is False and says why.
+    """
     phase = current.phase
     failure = current.failure
     ready = Condition(
@@ -102,6 +109,19 @@ def rollout_conditions(
             else f"every copy is where residency allows ({excluded} agents excluded)"
         ),
     )
+    if unreadable is not None:
+        # Residency cannot be proven: not compliant, and not Ready (vacuously "serving on
+        # every target" would read as healthy to GitOps tools).
+        ready = Condition(
+            type=Type.READY, status=Status.FALSE, reason="PolicyUnreadable", message=unreadable
+        )
+        if not evictions:
+            compliant = Condition(
+                type=Type.RESIDENCY_COMPLIANT,
+                status=Status.FALSE,
+                reason="PolicyUnreadable",
+                message=unreadable,
+            )
     reconciling = replace(progressing, type=Type.RECONCILING)
     stalled = Condition(
         type=Type.STALLED,

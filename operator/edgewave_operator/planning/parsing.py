@@ -13,7 +13,15 @@ from collections.abc import Iterable
 
 from edgewave_api import conditions as api_conditions
 from edgewave_api import edgeagent, modelrollout, residencypolicy
-from edgewave_operator.planning import gates, progress, residency, stepping, targeting, views
+from edgewave_operator.planning import (
+    gates,
+    offline,
+    progress,
+    residency,
+    stepping,
+    targeting,
+    views,
+)
 
 REGION_LABEL = "topology.kubernetes.io/region"
 """If an EdgeAgent carries this label, it must agree with `spec.region` (else: drift)."""
@@ -64,6 +72,7 @@ def agent_view(
                 digest=bare(held.digest),
                 backend=held.backend.value,
                 state=held.state,
+                owner=held.rollout,
             )
             for held in (live.models if live else [])
         ),
@@ -90,6 +99,9 @@ def intent(rollout: modelrollout.ModelRollout) -> stepping.Intent:
         progress_deadline=datetime.timedelta(seconds=strategy.progress_deadline_seconds),
         manual_waves=frozenset(
             wave.name for wave in strategy.waves if wave.approval is modelrollout.Approval.MANUAL
+        ),
+        offline=offline.Rule(
+            timeout=datetime.timedelta(seconds=strategy.unreachable_timeout_seconds)
         ),
     )
 

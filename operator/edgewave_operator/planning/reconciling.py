@@ -6,16 +6,19 @@ last turn and what the last actions returned, and `now`), calls `decide`, writes
 decision's status, posts its notices and carries out its actions. Everything a turn
 decides is here, as a chain of the pure planners:
 
-1. residency rules (a missing `policyRef` allows nothing), targets by the one
-   eligibility rule, and evictions (`parsing`, `targeting`, `residency`);
+1. residency rules (a missing `policyRef` or an unreadable policy allows nothing),
+   targets by the one eligibility rule, and evictions (`parsing`, `unreadable`,
+   `targeting`, `residency`);
 2. the compile state: failed for this generation (terminal until the spec changes),
    failed now, engines ready (a failed rollout resumes), or waiting for agents;
 3. agents no backend serves, or whose own build failed, excluded; waves assigned;
 4. a person's request, if one is not answered yet (`lifecycle`), and each region's
    activation window at `now` (`windows`);
-5. the next step (`stepping`) from the remembered progress plus the last outcomes;
-6. status (`rendering`), events (the step's, drift repairs, evictions, exclusions),
-   evictions due again, and when to look next.
+5. the next step (`stepping`, with its manual gates) from the remembered progress plus
+   the last outcomes, and the late agents of passed waves brought to the version
+   (`converging`; offline agents are waited for, then counted failed, by `offline`);
+6. status (`rendering`), events (the request's, the step's with late agents and drift
+   repairs, evictions, exclusions), evictions due again, and when to look next.
 
 Nothing here reads a clock, the cluster, an agent or a file: the same snapshot gives the
 same decision, which is what `tests/unit/planning/test_reconciling.py` tables.
@@ -33,7 +36,9 @@ from edgewave_api import modelrollout, residencypolicy
 from edgewave_operator.planning import (
     builds,
     conditions,
+    converging,
     lifecycle,
+    ownership,
     parsing,
     progress,
     rendering,
@@ -41,6 +46,7 @@ from edgewave_operator.planning import (
     stepping,
     summaries,
     targeting,
+    unreadable,
     views,
     windows,
 )
@@ -92,6 +98,8 @@ class Snapshot:
     memory: Memory | None = None
     """None on a worker's first turn: progress is read back from the rollout's status."""
     outcomes: Outcomes = field(default_factory=Outcomes)
+    unreadable: tuple[unreadable.UnreadablePolicy, ...] = ()
+    """ResidencyPolicies that exist but do not parse: every agent is excluded (fail closed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +156,8 @@ class Scope:
     intent: stepping.Intent
     rules: residency.ResidencyRules
     targeting: targeting.Targeting
+    eviction_rules: residency.ResidencyRules
+    """`rules` without the closed rules of unreadable policies (which evict nothing)."""
 
 
 def scope(
@@ -155,10 +165,14 @@ def scope(
     *,
     fleet: tuple[views.AgentView, ...],
     policies: tuple[residencypolicy.ResidencyPolicy, ...],
+    unreadable_policies: tuple[unreadable.UnreadablePolicy, ...] = (),
 ) -> Scope:
     """Intent, residency rules and targets (what the engines must be built for)."""
     intent = parsing.intent(rollout)
-    rules = parsing.effective_rules(rollout, policies)
+    known = parsing.effective_rules(rollout, policies)
+    rules = residency.ResidencyRules(
+        rules=(*known.rules, *unreadable.closed_rules(unreadable_policies))
+    )
     found = targeting.select_targets(
         spec=parsing.target_spec(rollout),
         rules=rules,
@@ -166,7 +180,7 @@ def scope(
         model=intent.model,
         version=intent.version,
     )
-    return Scope(intent=intent, rules=rules, targeting=found)
+    return Scope(intent=intent, rules=rules, targeting=found, eviction_rules=known)
 
 
 def exclude_unbuildable(
@@ -230,9 +244,19 @@ def decide(snapshot: Snapshot) -> Decision:
     """The turn's decision (see the module docstring for the chain)."""
     rollout, now = snapshot.rollout, snapshot.now
     memory = snapshot.memory or Memory(progress=parsing.progress_of(rollout.status, now=now))
-    scoped = scope(rollout, fleet=snapshot.fleet, policies=snapshot.policies)
+    scoped = scope(
+        rollout,
+        fleet=snapshot.fleet,
+        policies=snapshot.policies,
+        unreadable_policies=snapshot.unreadable,
+    )
     intent = scoped.intent
-    evictions = residency.evictions(model=intent.model, rules=scoped.rules, fleet=snapshot.fleet)
+    owner = owner_of(rollout)
+    evictions = residency.evictions(
+        model=intent.model,
+        rules=scoped.eviction_rules,
+        fleet=ownership.own_fleet(snapshot.fleet, model=intent.model, owner=owner),
+    )
     compiling = _compiling(
         snapshot,
         memory=memory,
@@ -242,8 +266,16 @@ def decide(snapshot: Snapshot) -> Decision:
     engines = compiling.engines
     by_agent: Mapping[str, views.EngineRef] = engines.by_agent if engines else {}
     found = exclude_unbuildable(scoped.targeting, engines)
+    found = ownership.exclude_owned_elsewhere(
+        found, fleet=snapshot.fleet, model=intent.model, owner=owner
+    )
     waves, found = targeting.assign_waves(waves=parsing.wave_specs(rollout), targeting=found)
     current, request_events = _answer_request(snapshot, current=compiling.current, intent=intent)
+    openings = windows.openings(
+        rollout.spec.strategy.activation_window,
+        regions=(agent.region for agent in found.targets),
+        now=now,
+    )
     step = compiling.step or stepping.next_step(
         intent=intent,
         waves=waves,
@@ -251,16 +283,21 @@ def decide(snapshot: Snapshot) -> Decision:
         current=current,
         now=now,
         observation=snapshot.outcomes.observation,
-        openings=windows.openings(
-            rollout.spec.strategy.activation_window,
-            regions=(agent.region for agent in found.targets),
-            now=now,
-        ),
+        openings=openings,
     )
     if request_events:
         step = dataclasses.replace(step, events=(*request_events, *step.events))
+    step = converging.converge(
+        step, intent=intent, waves=waves, engines=by_agent, openings=openings
+    )
     summary = summaries.summarize(
-        intent=intent, waves=waves, targets=found, engines=by_agent, current=step.progress
+        intent=intent,
+        waves=waves,
+        targets=found,
+        engines=by_agent,
+        current=step.progress,
+        now=now,
+        openings=openings,
     )
     status = rendering.rollout_status(
         generation=rollout.metadata.generation or 0,
@@ -272,6 +309,7 @@ def decide(snapshot: Snapshot) -> Decision:
         engines=engines.statuses if engines else (),
         previous=rollout.status,
         now=now,
+        unreadable=unreadable.message(snapshot.unreadable),
     )
     eviction_notices, newly_evicted, evictions_reported = _eviction_notices(
         evictions, reported=memory.evictions_reported, model=intent.model
@@ -286,7 +324,6 @@ def decide(snapshot: Snapshot) -> Decision:
         summary=summary,
         notices=(
             *(_notice(event) for event in step.events),
-            *_drift_notices(step, version=intent.version),
             *eviction_notices,
             *exclusion_notices,
         ),
@@ -362,20 +399,6 @@ def _engines_message(engines: builds.Engines) -> str:
 
 def _notice(event: stepping.Event) -> Notice:
     return Notice(type=event.type, reason=event.reason, message=event.message)
-
-
-def _drift_notices(step: stepping.Step, *, version: str) -> tuple[Notice, ...]:
-    repairs = sorted(
-        update.agent
-        for action in step.actions
-        if isinstance(action, stepping.UpdateBatch)
-        for update in action.updates
-        if update.repair
-    )
-    if not repairs:
-        return ()
-    message = f"agents {', '.join(repairs)} no longer serve {version}; restoring it"
-    return (Notice(type=stepping.EventType.NORMAL, reason="DriftRepair", message=message),)
 
 
 def _eviction_notices(
@@ -466,10 +489,27 @@ def _evictions_due(
 # -- deletion ----------------------------------------------------------------------------
 
 
-def holders(*, model: str, fleet: Iterable[views.AgentView], keep: bool) -> tuple[str, ...]:
-    """Agents to remove `model` from once its rollout is deleted (none when it is kept)."""
+def owner_of(rollout: modelrollout.ModelRollout) -> ownership.Owner:
+    """The rollout as the owner of the model it serves."""
+    metadata = rollout.metadata
+    return ownership.Owner(
+        namespace=metadata.namespace or "", name=metadata.name or "", uid=metadata.uid or ""
+    )
+
+
+def holders(
+    *,
+    model: str,
+    fleet: Iterable[views.AgentView],
+    keep: bool,
+    owner: ownership.Owner | None = None,
+) -> tuple[str, ...]:
+    """Agents to remove `model` from once its rollout (`owner`) is deleted (none when it
+    is kept); agents that hold it only for another rollout are left alone."""
     if keep or not model:
         return ()
+    if owner is not None:
+        fleet = ownership.own_fleet(fleet, model=model, owner=owner)
     return tuple(sorted(agent.name for agent in fleet if agent.versions_of(model)))
 
 

@@ -12,17 +12,20 @@ Rules:
 - within a wave, at most `max_unavailable` agents are updated per batch, by name;
 - `paused` (in the spec or by request) stops before the next batch (a batch in flight
   completes);
+- an offline agent is waited for, then counted against `max_failed` (`offline`);
 - a wave with a manual gate waits before its first batch until it is approved
   (`promote`), and `promote --full` also skips the pauses between waves;
 - an agent whose region's activation window is closed gets the engine pushed (staged) but
   not activated; while no pending agent of a wave may activate the rollout waits, saying
   when the next window opens;
 - `undo` reverts every agent serving the version, wave by wave, to the chosen version;
-- failed activations beyond `max_failed`, a failed health gate, or agents that stayed
-  unreachable past the progress deadline fail the wave; with `auto_rollback` every agent
-  of every started wave that serves the new version is reverted;
+- failed activations and agents offline past the unreachable timeout beyond `max_failed`,
+  a failed health gate, or agents the operator has not heard from by the progress
+  deadline fail the wave; with `auto_rollback` every agent of every started wave that
+  serves the new version is reverted;
 - a new revision (model version, digest or build) restarts the plan and supersedes;
-- after success, targets that lost the version (drift) or joined later are updated.
+- targets of passed waves that lack the version (they were offline, joined later, or
+  drifted) are brought to it by `converging`, not here: no wave runs again for them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from edgewave_operator.planning import gates, progress, rollbacks, targeting, views, windows
+from edgewave_operator.planning import (
+    gates,
+    offline,
+    progress,
+    rollbacks,
+    targeting,
+    views,
+    windows,
+)
 
 Phase = progress.Phase
 WaveState = progress.WaveState
@@ -82,6 +93,7 @@ class Intent:
     progress_deadline: datetime.timedelta = datetime.timedelta(seconds=600)
     manual_waves: frozenset[str] = frozenset()
     """Waves that wait for approval before their first batch."""
+    offline: offline.Rule = field(default_factory=offline.Rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +177,24 @@ def failed_on_agent(agent: views.AgentView, *, model: str, version: str) -> bool
 def record_failures(
     current: progress.Progress, *, wave: str, failures: Mapping[str, str]
 ) -> progress.Progress:
-    """Remember agents whose activation failed in `wave` (name -> reason)."""
+    """Remember agents whose activation failed in `wave`, and why (name -> reason)."""
     if not failures:
         return current
     record = current.wave(wave)
     failed = tuple(sorted(set(record.failed_agents) | set(failures)))
-    return current.with_wave(replace(record, failed_agents=failed))
+    reasons = tuple(sorted({**dict(record.failure_reasons), **failures}.items()))
+    return current.with_wave(replace(record, failed_agents=failed, failure_reasons=reasons))
+
+
+MAX_REASONS = 3
+"""Agents whose own words a failure message quotes (the rest are named only)."""
+MAX_REASON_CHARS = 600
+
+
+def _reasons(record: progress.WaveProgress, failed: set[str]) -> str:
+    """The first failed agents' own reasons, as `; agent: why` (empty when none said why)."""
+    said = [(agent, why) for agent, why in record.failure_reasons if agent in failed and why]
+    return "".join(f"; {agent}: {why[:MAX_REASON_CHARS]}" for agent, why in said[:MAX_REASONS])
 
 
 @dataclass
@@ -561,17 +585,37 @@ class _Planner:
         if tuple(sorted(failed)) != record.failed_agents:
             record = replace(record, failed_agents=tuple(sorted(failed)))
             self.current = self.current.with_wave(record)
-        if len(failed) > wave.max_failed:
+        started_at = record.started_at or self.now
+        absent = offline.waiting(
+            self.intent.offline,
+            [a for a in wave.agents if a.name not in failed and not self.updated(a)],
+            reached=started_at,
+            now=self.now,
+        )
+        record = self.note_offline(wave, record, absent)
+        if len(failed) + len(absent.overdue) > wave.max_failed:
             return self.fail(
                 record,
-                reason=Reason.ACTIVATION_FAILED,
-                message=(
-                    f"{len(failed)} of {len(wave.agents)} agents failed to activate "
-                    f"{version} (maxFailed {wave.max_failed}): {', '.join(sorted(failed))}"
-                ),
-                numbers={"failed": len(failed), "maxFailed": wave.max_failed},
+                reason=Reason.ACTIVATION_FAILED
+                if len(failed) > wave.max_failed
+                else offline.Reason.OFFLINE,
+                message=offline.failure_message(
+                    self.intent.offline,
+                    version=version,
+                    total=len(wave.agents),
+                    max_failed=wave.max_failed,
+                    failed=failed,
+                    offline=absent.overdue,
+                )
+                + _reasons(record, failed),
+                numbers={
+                    "failed": len(failed) + len(absent.overdue),
+                    "maxFailed": wave.max_failed,
+                    **({"offline": len(absent.overdue)} if absent.overdue else {}),
+                },
             )
-        pending = [a for a in wave.agents if a.name not in failed and not self.updated(a)]
+        counted = failed | set(absent.overdue)
+        pending = [a for a in wave.agents if a.name not in counted and not self.updated(a)]
         if not pending:
             record = replace(record, state=WaveState.VERIFYING, verifying_since=self.now)
             self.current = self.current.with_wave(record)
@@ -583,22 +627,34 @@ class _Planner:
         ready = [
             agent for agent in pending if agent.reachable and agent.observed and self.open(agent)
         ]
-        started_at = record.started_at or self.now
         deadline = started_at + self.intent.progress_deadline
         if not ready:
-            if self.now >= deadline:
-                names = ", ".join(agent.name for agent in pending)
+            # Offline agents wait for their timeout; connected ones the operator has not
+            # heard from yet wait for the progress deadline; agents whose window is closed
+            # wait for it to open.
+            unheard = [
+                agent.name
+                for agent in pending
+                if agent.reachable and not agent.observed and self.open(agent)
+            ]
+            if unheard and self.now >= deadline:
                 seconds = self.intent.progress_deadline.total_seconds()
                 return self.fail(
                     record,
                     reason=Reason.DEADLINE,
                     message=(
-                        f"agents {names} stayed unreachable past the progress deadline "
+                        f"agents {', '.join(unheard)} did not answer by the progress deadline "
                         f"({seconds:g} s); bring them back or cordon them"
                     ),
-                    numbers={"unreachable": len(pending), "deadlineSeconds": seconds},
+                    numbers={"unanswered": len(unheard), "deadlineSeconds": seconds},
                 )
-            return self.step(wake_at=deadline)
+            waits = [absent.wake_at] if absent.wake_at is not None else []
+            waits += [
+                opening.opens_at
+                for agent in pending
+                if (opening := self.openings.get(agent.region)) and opening.opens_at
+            ]
+            return self.step(wake_at=min([*waits, deadline] if unheard else waits, default=None))
         batch = tuple(
             Update(agent=a.name, model=model, version=version, engine=self.engines[a.name])
             for a in ready[: wave.max_unavailable]
@@ -606,6 +662,22 @@ class _Planner:
         return self.step(
             actions=(UpdateBatch(wave=wave.name, updates=batch), *self.stage_from(wave))
         )
+
+    def note_offline(
+        self, wave: targeting.Wave, record: progress.WaveProgress, absent: offline.Waiting
+    ) -> progress.WaveProgress:
+        """Remember the wave's agents offline past the timeout; warn about new ones."""
+        if absent.overdue == record.offline_agents:
+            return record
+        new = set(absent.overdue) - set(record.offline_agents)
+        if new:
+            self.warning(
+                offline.Reason.OFFLINE,
+                offline.timed_out_message(self.intent.offline, wave=wave.name, agents=new),
+            )
+        record = replace(record, offline_agents=absent.overdue)
+        self.current = self.current.with_wave(record)
+        return record
 
     def verify_wave(
         self,
@@ -615,7 +687,8 @@ class _Planner:
         observation: Observation | None,
     ) -> progress.WaveProgress | Step:
         since = record.verifying_since or self.now
-        serving = tuple(agent.name for agent in wave.agents if self.updated(agent))
+        # Offline agents are not observed: they cannot make a gate fail by themselves.
+        serving = tuple(a.name for a in wave.agents if a.reachable and self.updated(a))
         if observation is None or observation.wave != wave.name:
             until = max(self.now, since + self.intent.gate.window)
             return self.step(actions=(Observe(wave=wave.name, agents=serving, until=until),))
@@ -652,30 +725,7 @@ class _Planner:
                 Reason.SUCCEEDED,
                 f"{self.intent.model} {self.intent.version} rolled out to every wave",
             )
-        if self.paused:
-            return self.step()
-        batches: list[Action] = []
-        for wave in self.waves:
-            failed = set(self.current.wave(wave.name).failed_agents)
-            repairs = tuple(
-                Update(
-                    agent=agent.name,
-                    model=self.intent.model,
-                    version=self.intent.version,
-                    engine=self.engines[agent.name],
-                    repair=True,
-                )
-                for agent in wave.agents
-                if agent.name not in failed
-                and agent.name in self.engines
-                and agent.reachable
-                and agent.observed
-                and self.open(agent)
-                and not self.updated(agent)
-            )
-            if repairs:
-                batches.append(UpdateBatch(wave=wave.name, updates=repairs[: wave.max_unavailable]))
-        return self.step(actions=tuple(batches))
+        return self.step()
 
 
 def _gate_result(verdict: gates.Verdict) -> progress.GateResult:

@@ -28,6 +28,8 @@ class HeldModel:
     digest: str = ""
     backend: str = ""
     state: ModelState = ModelState.STANDBY
+    owner: str | None = None
+    """The ModelRollout (`namespace/name`) the agent holds it for; None: none recorded."""
 
     @property
     def active(self) -> bool:
@@ -42,6 +44,8 @@ class AgentView:
     label (if any); `reported_*` from the agent's own `Describe` answer (None until the
     operator has heard from it). `observed` says the models list is what the agent said
     in this operator process's lifetime, not a possibly stale status written earlier.
+    `reachable`/`unreachable_since` say whether the agent is connected now and since when
+    it is not (the offline rule, `planning.offline`, reads them).
     """
 
     name: str
@@ -51,6 +55,8 @@ class AgentView:
     labels: Mapping[str, str] = field(default_factory=dict)
     cordoned: bool = False
     reachable: bool = True
+    unreachable_since: datetime.datetime | None = None
+    """When the operator lost the agent (None while it is reachable, or when unknown)."""
     observed: bool = True
     label_region: str | None = None
     reported_region: str | None = None

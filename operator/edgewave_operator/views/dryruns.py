@@ -165,3 +165,15 @@ def _only(build: compile_planning.PlannedBuild, kept: set[str]) -> compile_plann
     if agents == build.agents:
         return build
     return compile_planning.PlannedBuild(key=build.key, location=build.location, agents=agents)
+
+
+def waves_of(
+    *,
+    rollout: modelrollout.ModelRollout,
+    agents: Iterable[edgeagent.EdgeAgent],
+    policies: Iterable[residencypolicy.ResidencyPolicy],
+) -> dict[str, str]:
+    """Each targeted agent's wave, by agent name, as the planner assigns it (what
+    `edgewave status` and the dashboard show); builds are not needed for that."""
+    run = dry_run(rollout=rollout, agents=agents, policies=policies, builders=())
+    return {target.agent: target.wave for target in run.targets}

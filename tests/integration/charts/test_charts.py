@@ -132,8 +132,21 @@ class Helm:
 
 
 def find(objects: Sequence[Mapping[str, Any]], kind: str, name: str | None = None) -> Any:
-    """The one rendered object of `kind` (and `name`, when given)."""
-    matches = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
+    """The one rendered object of `kind` (and `name`, when given).
+
+    Without a name, Helm hooks are not candidates: the webhook-certificate hook's own
+    ServiceAccount and RBAC live only while it runs, and are not the operator's.
+    """
+    matches = [
+        o
+        for o in objects
+        if o["kind"] == kind
+        and (
+            o["metadata"]["name"] == name
+            if name is not None
+            else "helm.sh/hook" not in (o["metadata"].get("annotations") or {})
+        )
+    ]
     assert len(matches) == 1, f"expected one {kind} {name or ''}, rendered {len(matches)}"
     return matches[0]
 
@@ -513,7 +526,9 @@ OPERATOR_PERMISSIONS = [
     ("create", "events", "team-a", True),
     ("patch", "events", "team-a", False),
     ("create", "events.events.k8s.io", "team-a", False),
-    ("get", "secrets", "{ns}", True),
+    ("get", "secrets/{ca}", "{ns}", True),  # its own Secrets, by name only
+    ("get", "secrets/someone-elses", "{ns}", False),
+    ("get", "secrets", "{ns}", False),
     ("create", "secrets", "{ns}", True),
     ("update", "secrets/{ca}", "{ns}", False),  # created once, never rewritten
     ("update", "secrets/someone-elses", "{ns}", False),
@@ -632,9 +647,49 @@ def test_extra_secret_names_are_the_one_opt_in_extra(helm: Helm) -> None:
     assert grants(role["rules"]) - grants(extra) == grants(permissions.NAMESPACE_RULES)
 
 
+def test_model_fetch_limits_reach_the_operator(helm: Helm) -> None:
+    values = {"modelFetch": {"maxBytes": 3221225472, "deadlineSeconds": 600}}
+    deployment = find(
+        helm.render(OPERATOR, namespace="ew", release="ew", values=values), "Deployment"
+    )
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["EDGEWAVE_MAX_MODEL_BYTES"] == "3221225472"
+    assert env["EDGEWAVE_MODEL_FETCH_DEADLINE_SECONDS"] == "600"
+    assert "EDGEWAVE_MODEL_ROOT" not in env  # file:// refused unless configured
+
+
+def test_operator_reads_secrets_only_by_name(helm: Helm) -> None:
+    values = {
+        "pki": {"caSecretName": "my-ca"},
+        "rbac": {"tlsSecretNamespaces": ["tls"], "tlsSecretNames": ["agent-client"]},
+    }
+    objects = helm.render(OPERATOR, namespace="ew", release="ew", values=values)
+    secret_rules = [
+        rule
+        for role in objects
+        if role["kind"] in ("Role", "ClusterRole")
+        for rule in role["rules"]
+        if "secrets" in rule["resources"]
+    ]
+    for rule in secret_rules:
+        assert rule["verbs"] == ["create"] or "resourceNames" in rule, rule
+    released = find(objects, "Role", "ew-edgewave-operator")["rules"]
+    (reader,) = [
+        rule for rule in released if "get" in rule["verbs"] and "secrets" in rule["resources"]
+    ]
+    assert reader["resourceNames"] == ["my-ca", "ew-edgewave-operator-signing-key", "agent-client"]
+    tls = find(objects, "Role", "ew-edgewave-operator-agent-tls")
+    assert tls["rules"][0]["resourceNames"] == ["agent-client"]
+
+
 def test_chart_rbac_template_is_generated_from_the_permissions_module() -> None:
     # `make verify` checks this too; here a stale template fails the chart tests directly.
-    for relative, content in rbacgen.generate().items():
+    generated = rbacgen.generate()
+    assert generated, "rbacgen generated nothing: the loop below would check nothing"
+    for relative, content in generated.items():
         assert (REPO / relative).read_text() == content, f"{relative} is stale: make generate"
 
 
@@ -645,7 +700,9 @@ def test_webhook_certificate_is_signed_for_the_service_and_trusted_by_the_webhoo
     helm: Helm,
 ) -> None:
     namespace = "edgewave-system"
-    objects = helm.render(OPERATOR, namespace=namespace, release="ew")
+    objects = helm.render(
+        OPERATOR, namespace=namespace, release="ew", values={"webhook": {"tls": {"mode": "helm"}}}
+    )
     service = find(objects, "Service", "ew-edgewave-operator-webhook")
     secret = find(objects, "Secret", "ew-edgewave-operator-webhook-tls")
     configuration = find(objects, "ValidatingWebhookConfiguration")
@@ -726,10 +783,14 @@ def test_operator_runs_two_replicas_with_leader_election_and_probes(helm: Helm) 
     assert any(lease in rule.get("resourceNames", []) for rule in role["rules"])
     health = next(p["containerPort"] for p in container["ports"] if p["name"] == "health")
     assert env["EDGEWAVE_HEALTH_PORT"] == str(health)
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    # Ready when it can answer admission reviews (the webhook Service sends them only then).
+    assert container["readinessProbe"]["tcpSocket"] == {"port": "webhook"}
     pdb = find(objects, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
+    # A drain may evict a pod that is not Ready: it protects nothing and would block the node.
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
     metrics = find(objects, "Service", "ew-edgewave-operator-metrics")
     assert metrics["spec"]["ports"][0]["targetPort"] == "metrics"
 
@@ -772,8 +833,18 @@ def test_operator_environment_is_what_the_operator_reads(
     settings = operator_settings.OperatorSettings()
     admission = webhook.AdmissionConfig()
     role = find(objects, "Role")
-    names = [name for rule in role["rules"] for name in rule.get("resourceNames", [])]
-    assert names == [settings.lease_name]  # the one Lease it may update
+    names = {
+        (resource, name)
+        for rule in role["rules"]
+        for resource in rule["resources"]
+        for name in rule.get("resourceNames", [])
+    }
+    # The one Lease it may update, and the only Secrets it may read: its CA and signing key.
+    assert names == {
+        ("leases", settings.lease_name),
+        ("secrets", settings.ca_secret),
+        ("secrets", settings.signing_secret),
+    }
     # Its CA and signing key: read by name, or created once, in the release namespace.
     assert {("", "secrets", "get"), ("", "secrets", "create")} <= grants(role["rules"])
     assert role["metadata"]["namespace"] == "edgewave-system"
@@ -881,8 +952,7 @@ def test_agent_command_accepts_the_daemonset_arguments(helm: Helm) -> None:
 def test_operator_command_accepts_the_deployment_arguments(helm: Helm) -> None:
     root: Any = typer.main.get_command(operator_cli.build_app())
     operator = root.commands.get("operator")
-    if "run" not in getattr(operator, "commands", {}):
-        pytest.skip("`edgewave operator run` is not written yet")
+    assert "run" in getattr(operator, "commands", {}), "`edgewave operator run` is missing"
     for values in (None, {"watchNamespaces": ["team-a", "team-b"]}):
         objects = helm.render(OPERATOR, namespace="edgewave-system", values=values)
         container = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]

@@ -287,9 +287,10 @@ def test_a_new_version_supersedes_the_rollout_in_flight() -> None:
 def test_drift_after_success_is_repaired_with_an_event() -> None:
     run = Fleet(fleet(), rollout())
     run.settle()
-    run.agents["c-1"] = agent("c-1", "eu-central", held("v1"))
+    run.agents["c-1"] = agent("c-1", "eu-central", held("v1"), held("v2", STANDBY))
     decision = run.turn()
     assert updated(decision) == ["c-1"]
+    assert decision.step.progress.phase is Phase.SUCCEEDED
     drift = [n for n in decision.notices if n.reason == "DriftRepair"]
     assert [n.message for n in drift] == ["agents c-1 no longer serve v2; restoring it"]
 

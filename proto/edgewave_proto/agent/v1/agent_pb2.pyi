@@ -365,6 +365,38 @@ class PushResponse(_message.Message):
 Global___PushResponse: _TypeAlias = PushResponse  # noqa: Y015
 
 @_typing.final
+class ModelOwner(_message.Message):
+    """Who a served model belongs to: the ModelRollout that put it on the agent. The KServe
+    serving name stays the model name; the owner is recorded beside it, per model.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    name: _builtins.str
+    uid: _builtins.str
+    """The rollout's uid when it is known; a rollout recreated under the same namespace/name
+    is the same owner (the uid is updated).
+    """
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        name: _builtins.str = ...,
+        uid: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "namespace", b"namespace", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelOwner: _TypeAlias = ModelOwner  # noqa: Y015
+
+@_typing.final
 class ActivateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -373,6 +405,7 @@ class ActivateRequest(_message.Message):
     DIGEST_FIELD_NUMBER: _builtins.int
     BACKEND_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     version: _builtins.str
     digest: _builtins.str
@@ -382,6 +415,13 @@ class ActivateRequest(_message.Message):
     """Ed25519 signature by the operator over the canonical encoding of
     (model, version, digest, backend); see edgewave_api.signing.
     """
+    @_builtins.property
+    def owner(self) -> Global___ModelOwner:
+        """The rollout this activation is for. The agent records it for the model on the first
+        activation and refuses (FAILED_PRECONDITION, naming the owner) an activation for a
+        model another owner holds, or one without an owner for a model that has one.
+        """
+
     def __init__(
         self,
         *,
@@ -390,10 +430,11 @@ class ActivateRequest(_message.Message):
         digest: _builtins.str = ...,
         backend: _builtins.str = ...,
         signature: _builtins.bytes = ...,
+        owner: Global___ModelOwner | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["owner", b"owner"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "digest", b"digest", "model", b"model", "signature", b"signature", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "digest", b"digest", "model", b"model", "owner", b"owner", "signature", b"signature", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -477,11 +518,18 @@ class RemoveRequest(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     DIGEST_FIELD_NUMBER: _builtins.int
     ALL_VERSIONS_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     version: _builtins.str
     digest: _builtins.str
     all_versions: _builtins.bool
     """The whole model, the serving versions included."""
+    @_builtins.property
+    def owner(self) -> Global___ModelOwner:
+        """When set, the removal is refused (FAILED_PRECONDITION) unless this rollout owns the
+        model (or no owner is recorded), so one owner's eviction never touches another's model.
+        """
+
     def __init__(
         self,
         *,
@@ -489,10 +537,11 @@ class RemoveRequest(_message.Message):
         version: _builtins.str = ...,
         digest: _builtins.str = ...,
         all_versions: _builtins.bool = ...,
+        owner: Global___ModelOwner | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["all_versions", b"all_versions", "digest", b"digest", "target", b"target", "version", b"version"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["all_versions", b"all_versions", "digest", b"digest", "owner", b"owner", "target", b"target", "version", b"version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_versions", b"all_versions", "digest", b"digest", "model", b"model", "target", b"target", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_versions", b"all_versions", "digest", b"digest", "model", b"model", "owner", b"owner", "target", b"target", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["version", "digest", "all_versions"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
@@ -629,6 +678,7 @@ class ModelStatus(_message.Message):
     PREVIOUS_VERSION_FIELD_NUMBER: _builtins.int
     VERSIONS_FIELD_NUMBER: _builtins.int
     HEALTH_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     active_version: _builtins.str
     active_digest: _builtins.str
@@ -640,6 +690,10 @@ class ModelStatus(_message.Message):
     def health(self) -> Global___HealthMetrics:
         """Health of the active version."""
 
+    @_builtins.property
+    def owner(self) -> Global___ModelOwner:
+        """The rollout that owns the model on this agent (unset: none recorded)."""
+
     def __init__(
         self,
         *,
@@ -650,10 +704,11 @@ class ModelStatus(_message.Message):
         previous_version: _builtins.str = ...,
         versions: _abc.Iterable[Global___VersionStatus] | None = ...,
         health: Global___HealthMetrics | None = ...,
+        owner: Global___ModelOwner | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["health", b"health"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["health", b"health", "owner", b"owner"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_digest", b"active_digest", "active_version", b"active_version", "backend", b"backend", "health", b"health", "model", b"model", "previous_version", b"previous_version", "versions", b"versions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_digest", b"active_digest", "active_version", b"active_version", "backend", b"backend", "health", b"health", "model", b"model", "owner", b"owner", "previous_version", b"previous_version", "versions", b"versions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
