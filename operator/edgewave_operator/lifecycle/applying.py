@@ -12,7 +12,7 @@ from kubernetes_asyncio import client
 
 from edgewave_operator.lifecycle import actions, requesting
 
-ANSWER_SECONDS = 5.0
+ANSWER_SECONDS = 10.0
 
 
 async def apply(
