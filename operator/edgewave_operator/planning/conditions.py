@@ -11,9 +11,10 @@ keeps kstatus from calling the rollout Current; docs/gitops/README.md has the me
 `Paused` is True while the rollout waits on purpose: `spec.strategy.paused`
 (PausedInSpec), `edgewave rollout pause` (PausedByRequest), a manual gate
 (AwaitingApproval, naming the wave) or a closed activation window
-(OutsideActivationWindow, saying when it opens). Waiting is not failing: Stalled and Degraded stay False. It is not Ready either, so kstatus
-and Flux's expressions read InProgress while Argo CD's health check says Suspended
-(measured in docs/gitops/README.md); `kubectl wait --for=condition=Paused` waits for it.
+(OutsideActivationWindow, saying when it opens). Waiting is not failing: Stalled and
+Degraded stay False. It is not Ready either, so kstatus and Flux's expressions read
+InProgress while Argo CD's health check says Suspended (measured in
+docs/gitops/README.md); `kubectl wait --for=condition=Paused` waits for it.
 """
 
 from __future__ import annotations
