@@ -100,6 +100,9 @@ def test_the_demo_shows_every_step_and_the_inference_answer(demo: Kept) -> None:
     assert "2 central builds + 3 on agents" in demo.output
     assert "4 excluded, 2 central builds + 2 on agents" in demo.output
     assert "export KUBECONFIG=" in demo.output
+    # The manual gate on us-east, promoted as a person would (once per version).
+    assert demo.output.count("wave us-east awaits approval; edgewave rollout promote") == 2
+    assert demo.output.count("rollout default/classifier-global: approved wave us-east") == 2
 
 
 def _listening_tcp_ports(pid: int) -> set[int]:
@@ -162,6 +165,9 @@ def test_both_rollouts_are_ready_at_the_version_they_ask_for(demo: Kept) -> None
     assert eu["totals"]["excluded"] == 2
     assert {e["reason"] for e in eu["exclusions"]} == {"RegionNotAllowed"}
     assert rollouts["classifier-global"]["status"]["previousVersion"] == "1.0.0"
+    control = rollouts["classifier-global"]["status"]["control"]
+    assert control["approvedWaves"] == ["us-east"]
+    assert control["lastRequest"]["result"] == "Applied"
 
 
 def _describe(serving: str, *, ca_file: Path) -> Any:

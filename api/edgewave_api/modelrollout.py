@@ -10,9 +10,11 @@ mirrored by validators here (enforced wherever a manifest is parsed).
 from __future__ import annotations
 
 import enum
+import zoneinfo
 from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import ConfigDict, Field, model_validator
+import croniter
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from edgewave_api import markers, names
 from edgewave_api.conditions import Conditions
@@ -185,6 +187,13 @@ class HealthGate(ApiModel):
     """How long health is watched after a wave is activated."""
 
 
+class Approval(enum.StrEnum):
+    """Whether a wave starts by itself or waits for a person."""
+
+    AUTOMATIC = "Automatic"
+    MANUAL = "Manual"
+
+
 class Wave(ApiModel):
     """One step of the rollout: the targets in `regions` and matching `selector`.
 
@@ -204,6 +213,9 @@ class Wave(ApiModel):
     max_failed: IntOrPercent = 0
     """Failed activations, and agents offline past `unreachableTimeoutSeconds`, tolerated
     before the wave fails: a count or a percentage (rounded down: 10% of 5 agents is 0)."""
+    approval: Approval = Approval.AUTOMATIC
+    """Manual: the wave waits (condition Paused, reason AwaitingApproval) until
+    `edgewave rollout promote`."""
 
 
 _UNIQUE_WAVES = markers.Rule(
@@ -211,6 +223,66 @@ _UNIQUE_WAVES = markers.Rule(
     message="wave names must be unique",
     reason="FieldValueInvalid",
 )
+
+
+def _cron(value: str) -> str:
+    if not croniter.croniter.is_valid(value) or len(value.split()) != 5:
+        raise ValueError(f"{value!r} is not a five-field cron schedule (such as '0 2 * * *')")
+    return value
+
+
+def _time_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone (such as 'Europe/Berlin')") from None
+    return value
+
+
+CronSchedule = Annotated[str, Field(min_length=9, max_length=128), AfterValidator(_cron)]
+TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_time_zone)]
+WindowSeconds = Annotated[int, Field(ge=60, le=604800)]
+
+
+class RegionalWindow(ApiModel):
+    """The activation window of some regions, instead of the rollout's own."""
+
+    regions: Regions
+    """Regions this window applies to."""
+    schedule: CronSchedule
+    """When the window opens: a five-field cron schedule in `timeZone`."""
+    duration_seconds: WindowSeconds
+    """How long the window stays open after each start (60 s to 7 days)."""
+    time_zone: TimeZone = "UTC"
+    """The IANA time zone the schedule is read in, such as `Europe/Berlin`."""
+
+
+class ActivationWindow(ApiModel):
+    """When agents may activate a new version (maintenance windows).
+
+    Outside its window an agent still receives and verifies the engine (staged), so
+    activation inside the window is quick. A window that closes mid-wave stops new
+    activations; the rollout reports when the next window opens.
+    """
+
+    schedule: CronSchedule
+    """When the window opens: a five-field cron schedule in `timeZone`, such as `0 2 * * *`."""
+    duration_seconds: WindowSeconds
+    """How long the window stays open after each start (60 s to 7 days)."""
+    time_zone: TimeZone = "UTC"
+    """The IANA time zone the schedule is read in, such as `Europe/Berlin`."""
+    regions: Annotated[list[RegionalWindow], Field(max_length=64)] | None = None
+    """Per-region windows; a region listed here uses its own window instead."""
+
+    @model_validator(mode="after")
+    def _regions_once(self) -> Self:
+        seen: set[str] = set()
+        for window in self.regions or []:
+            twice = seen.intersection(window.regions)
+            if twice:
+                raise ValueError(f"activationWindow.regions names region {sorted(twice)[0]} twice")
+            seen.update(window.regions)
+        return self
 
 
 class Strategy(ApiModel):
@@ -242,6 +314,8 @@ class Strategy(ApiModel):
     """Stop before the next batch; set back to false to resume."""
     progress_deadline_seconds: Annotated[int, Field(ge=1, le=604800)] = 600
     """Most time a wave may take to activate on its agents before the rollout fails."""
+    activation_window: ActivationWindow | None = None
+    """Activate only inside this window (engines are staged ahead); any time when unset."""
     unreachable_timeout_seconds: Annotated[int, Field(ge=1, le=604800)] = 600
     """How long a wave waits for an agent that is not connected (from when the wave reached
     it, or from when the agent went offline if later) before counting it against
@@ -390,6 +464,7 @@ class RolloutConditionType(enum.StrEnum):
     RESIDENCY_COMPLIANT = "ResidencyCompliant"
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
+    PAUSED = "Paused"
 
 
 class BuildLocation(enum.StrEnum):
@@ -507,6 +582,48 @@ class ExclusionSummary(ApiModel):
     """Up to five of the excluded agents' names."""
 
 
+class RequestResult(enum.StrEnum):
+    """What the operator did with a request from `edgewave rollout ...`."""
+
+    APPLIED = "Applied"
+    REFUSED = "Refused"
+
+
+class RequestStatus(ApiModel):
+    """The last request (annotation `edgewave.io/request`) the operator answered."""
+
+    nonce: Annotated[str, Field(min_length=1, max_length=64)]
+    """The request's nonce, as in the annotation."""
+    action: Annotated[str, Field(max_length=32)]
+    """pause, resume, promote, abort, retry, undo or restart."""
+    result: RequestResult
+    """Applied or Refused."""
+    message: Annotated[str, Field(max_length=1024)] = ""
+    """What changed, or why nothing did."""
+    at: Timestamp | None = None
+    """When the operator answered."""
+
+
+class ControlStatus(ApiModel):
+    """What people asked of this rollout through `edgewave rollout ...` (not in the spec,
+    so GitOps tools see no drift and do not undo it)."""
+
+    paused: bool = False
+    """Paused by `edgewave rollout pause` (`spec.strategy.paused` is separate)."""
+    approved_waves: Annotated[list[DnsLabel], markers.ListSet()] | None = None
+    """Waves whose manual gate was approved for `currentVersion`."""
+    promoted_full: bool = False
+    """`promote --full`: every remaining gate and pause skipped for `currentVersion`."""
+    awaiting_approval: DnsLabel | None = None
+    """The wave waiting for `edgewave rollout promote`."""
+    undo_to_version: ModelVersion | None = None
+    """`undo`: the version agents go back to, wave by wave."""
+    next_activation_at: Timestamp | None = None
+    """When the next activation window opens (while waiting for one)."""
+    last_request: RequestStatus | None = None
+    """The last request answered."""
+
+
 class ModelRolloutStatus(ApiModel):
     """What the operator observed and did, as of `observedGeneration`."""
 
@@ -530,8 +647,10 @@ class ModelRolloutStatus(ApiModel):
     current_wave: DnsLabel | None = None
     """The wave in progress."""
     conditions: Conditions = Field(default_factory=list)
-    """Ready, Progressing, Degraded, Compiled, ResidencyCompliant, and kstatus' Reconciling
-    (mirrors Progressing) and Stalled (True once the rollout failed or rolled back)."""
+    """Ready, Progressing, Degraded, Compiled, ResidencyCompliant, kstatus' Reconciling
+    (mirrors Progressing) and Stalled (True once the rollout failed or rolled back), and
+    Paused (True while waiting on purpose: reason PausedInSpec, PausedByRequest,
+    AwaitingApproval or OutsideActivationWindow)."""
     engines: Annotated[list[EngineStatus], markers.ListMap("key")] = Field(default_factory=list)
     """Engines built for this version, one per build target key."""
     waves: Annotated[list[WaveStatus], markers.ListMap("name")] = Field(default_factory=list)
@@ -548,6 +667,8 @@ class ModelRolloutStatus(ApiModel):
     """When the operator began rolling out `currentVersion`."""
     finished_at: Timestamp | None = None
     """When the rollout of `currentVersion` reached a terminal phase."""
+    control: ControlStatus | None = None
+    """Requests from `edgewave rollout ...` and what they hold (pause, approvals, undo)."""
 
 
 class ModelRollout(CustomResource):

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "edgewave_operator.commands.residency",
     "edgewave_operator.commands.plan",
     "edgewave_operator.commands.status",
+    "edgewave_operator.commands.rollout",
     "edgewave_operator.commands.agents",
     "edgewave_operator.commands.gateway",
     "edgewave_operator.commands.webhookcert",

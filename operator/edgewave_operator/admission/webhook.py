@@ -315,10 +315,12 @@ def _parse(model: type[_M], body: kopf.Body) -> _M:
     try:
         return model.model_validate(_plain(body))
     except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(object)"
         raise kopf.AdmissionError(
             f"{model.__name__} does not match the Edgewave API ({error.error_count()} "
-            f"error(s): {error.errors()[0]['msg']}); install the CRDs of this operator's "
-            "version",
+            f"error(s), first at {where}: {first['msg']}); fix that field, or install the "
+            "CRDs of this operator's version",
             code=FORBIDDEN,
         ) from None
 

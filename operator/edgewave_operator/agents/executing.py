@@ -84,7 +84,8 @@ class Executor:
         check: Check,
         owner: ownership.Owner | None = None,
     ) -> dict[str, str]:
-        """Push and activate each update of `batch` for `owner`; agent name -> why it failed."""
+        """Push and activate (or only stage) each update of `batch` for `owner`; agent name ->
+        why it failed."""
         results = await asyncio.gather(
             *(
                 self._update_one(update, paths=paths, check=check, owner=owner)
@@ -115,6 +116,8 @@ class Executor:
             try:
                 client = await self._links.link(agent)
                 await self._deliver(client, agent=agent, engine=engine, path=path, region=region)
+                if update.stage:  # outside its activation window: pushed and verified only
+                    return agent, None
                 await client.activate(
                     model=update.model,
                     version=update.version,

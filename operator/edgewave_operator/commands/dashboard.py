@@ -1,7 +1,8 @@
 """`edgewave dashboard`: a local web page of the rollouts, live from the API server.
 
-Read-only unless `--allow-actions` (then the page offers pause and resume, through the
-same `lifecycle` functions as the CLI). Binds 127.0.0.1 by default; a non-loopback address
+Read-only unless `--allow-actions` (then the page offers a button per `edgewave rollout`
+command that applies now, each sending the same `edgewave.io/request` as the CLI through
+`lifecycle.requesting`). Binds 127.0.0.1 by default; a non-loopback address
 must be given with `--address`, prints a warning, and never allows actions.
 """
 
@@ -34,7 +35,11 @@ def dashboard(
         int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port).")
     ] = DEFAULT_PORT,
     allow_actions: Annotated[
-        bool, typer.Option("--allow-actions", help="Offer pause/resume buttons on the page.")
+        bool,
+        typer.Option(
+            "--allow-actions",
+            help="Offer the rollout commands (pause, resume, promote, ...) as buttons.",
+        ),
     ] = False,
     kubeconfig: common.KubeconfigOption = None,
 ) -> None:

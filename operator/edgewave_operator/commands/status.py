@@ -29,15 +29,32 @@ def status(
     namespace: common.NamespaceOption = None,
     output: common.OutputOption = common.Output.TABLE,
     kubeconfig: common.KubeconfigOption = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", "-w", help="Redraw live until Ctrl-C (piped: until the rollout settles)."
+        ),
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between redraws.", min=0.2)] = 2.0,
+    watch_seconds: Annotated[
+        float, typer.Option(help="Stop watching after this long.", min=1, max=86400)
+    ] = 3600.0,
 ) -> None:
     """Show a rollout's waves, regions, agents and health-gate numbers."""
     import asyncio
+    import contextlib
     import datetime
 
     from edgewave_operator import reading
     from edgewave_operator.views import outputs, rollouts
 
     where = namespace or reading.default_namespace(kubeconfig)
+    if watch:
+        limit = max(1, int(watch_seconds / interval))
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the watch, quietly
+            asyncio.run(_watch(kubeconfig, name=rollout, namespace=where, interval=interval,
+                               limit=limit))  # fmt: skip
+        return
     found, agents, waves = asyncio.run(_read(kubeconfig, name=rollout, namespace=where))
     lines = rollouts.agent_lines(found, agents, waves=waves)
     chosen = outputs.Format(output.value)
@@ -46,6 +63,29 @@ def status(
         return
     now = datetime.datetime.now(datetime.UTC)
     outputs.console().print(rollouts.render(found, lines, now=now))
+
+
+async def _watch(
+    kubeconfig: Path | None, *, name: str, namespace: str, interval: float, limit: int
+) -> None:
+    import datetime
+    import json
+
+    from edgewave_api import modelrollout
+    from edgewave_operator.views import outputs, rollouts, watching
+
+    async def read() -> watching.Frame:
+        found, agents, waves = await _read(kubeconfig, name=name, namespace=namespace)
+        lines = rollouts.agent_lines(found, agents, waves=waves)
+        now = datetime.datetime.now(datetime.UTC)
+        status = found.status
+        phase = status.phase if status else None
+        settled = phase in modelrollout.TERMINAL_PHASES
+        key = json.dumps(rollouts.document(found, lines), sort_keys=True, default=str)
+        return watching.Frame(view=rollouts.render(found, lines, now=now), key=key,
+                              settled=settled)  # fmt: skip
+
+    await watching.watch(read, console=outputs.console(), interval=interval, limit=limit)
 
 
 async def _read(

@@ -72,7 +72,7 @@ async def serve(options: Options, *, say: Callable[[str], None]) -> None:
             hosts=guards.hosts_for(address, port),
         )
 
-        async def act(action: actions.Action, namespace: str, name: str) -> actions.Change:
+        async def act(action: actions.Action, namespace: str, name: str) -> str:
             return await applying.apply(api, action=action, name=name, namespace=namespace)
 
         app = serving.build(

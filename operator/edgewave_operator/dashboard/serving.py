@@ -6,7 +6,8 @@ and the lifecycle actions.
 - `GET /api/stream?rollout=NS/NAME` the same board as server-sent events, one each time
   the mirror changes (bursts coalesced), with a comment every `KEEPALIVE` seconds;
 - `POST /api/rollouts/NS/NAME/ACTION` one action, through `guards.check_action`, then
-  `act` (in production `lifecycle.applying.apply`); the answer is one line of text.
+  `act` (in production `lifecycle.applying.apply`: an `edgewave.io/request` the operator
+  answers, never a spec change); the answer is one line of text.
 
 Every request first passes `guards.check_host`. The app reads only the mirror; the clock is
 passed in.
@@ -36,8 +37,8 @@ COALESCE = 0.1
 """Seconds to gather a burst of changes into one server-sent event."""
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
-Act = Callable[[actions.Action, str, str], Awaitable[actions.Change]]
-"""(action, namespace, name) -> the change made."""
+Act = Callable[[actions.Action, str, str], Awaitable[str]]
+"""(action, namespace, name) -> what happened, in one line."""
 Clock = Callable[[], datetime.datetime]
 
 _POLICY = web.AppKey("policy", guards.Policy)
@@ -147,12 +148,12 @@ async def _act(request: web.Request) -> web.Response:
     except actions.NotApplicable as error:
         return _refuse(guards.Refusal(404, str(error)))
     try:
-        change = await request.app[_ACT](action, namespace, name)
+        said = await request.app[_ACT](action, namespace, name)
     except actions.NotApplicable as error:
         return _refuse(guards.Refusal(409, str(error)))
     except EdgewaveError as error:
         return _refuse(guards.Refusal(502, str(error).splitlines()[0]))
-    return web.Response(text=change.summary + "\n")
+    return web.Response(text=said + "\n")
 
 
 async def _wake_streams(app: web.Application) -> None:

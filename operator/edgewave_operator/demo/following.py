@@ -2,6 +2,8 @@
 
 Reads the ModelRollouts and EdgeAgents from the API server twice a second, as `kubectl`
 would, and fails fast when a rollout fails or rolls back, or the operator process dies.
+A wave awaiting approval (a manual gate) is promoted as a person would, through
+`edgewave rollout promote` (`lifecycle.requesting`), and the answer is shown.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from edgewave_api import conditions, edgeagent, modelrollout
+from edgewave_api import conditions, controls, edgeagent, modelrollout
 from edgewave_operator import reading
 from edgewave_operator.demo import constants, starting
 from edgewave_operator.devcluster import clusters, processes
+from edgewave_operator.kube import clients
+from edgewave_operator.lifecycle import requesting
 from edgewave_operator.views import progress
 
 
@@ -82,6 +86,7 @@ async def _follow_async(
                     for name in wanted
                 ]
                 agents = await api.agents()
+                await _promote_waiting(kubeconfig, rollouts, say=say)
                 if live is not None:
                     live.update(progress.render(rollouts, agents, now=_now()))
                 else:
@@ -114,6 +119,35 @@ async def _follow_async(
                         f"operator log: {operator.log_path}"
                     )
                 await asyncio.sleep(constants.POLL_SECONDS)
+
+
+async def _promote_waiting(
+    kubeconfig: Path, rollouts: Sequence[modelrollout.ModelRollout], *, say: constants.Say
+) -> None:
+    """Promote each wave awaiting approval, saying so (the manual gate of the demo)."""
+    for rollout in rollouts:
+        control = rollout.status.control if rollout.status else None
+        if control is None or control.awaiting_approval is None:
+            continue
+        name = rollout.metadata.name or ""
+        say(
+            f"    {name}: wave {control.awaiting_approval} awaits approval; "
+            f"edgewave rollout promote {name}"
+        )
+        api = await clients.connect(kubeconfig)
+        try:
+            outcome = await requesting.send(
+                api,
+                namespace=rollout.metadata.namespace or constants.ROLLOUT_NAMESPACE,
+                name=name,
+                action=controls.Action.PROMOTE,
+            )
+        except requesting.Refused as refused:  # it moved on since this read: look again
+            say(f"    {refused}")
+            continue
+        finally:
+            await api.close()
+        say(f"    {outcome.line()}")
 
 
 def _log_changes(

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from edgewave_api import edgeagent, modelrollout, residencypolicy
+from edgewave_api import controls, edgeagent, modelrollout, residencypolicy
 from edgewave_api.errors import EdgewaveError, PermanentError
 from edgewave_api.telemetry import spans
 from edgewave_operator.handlers.runtime import Runtime
@@ -261,12 +261,21 @@ class RolloutWorker:
     async def _act_unless_superseded(
         self, decision: reconciling.Decision, *, body: Mapping[str, Any], stopped: Any
     ) -> reconciling.Outcomes:
-        """`act`, cancelled when the spec's version changes or the daemon stops."""
+        """`act`, cancelled when the spec's version changes or the daemon stops, and a
+        health watch also when a new request arrives (a pause or an abort need not wait
+        for the gate window; the next turn watches again until the same end)."""
         version = decision.eligibility.version
+        request = _request(body)
+        watching_only = all(isinstance(a, stepping.Observe) for a in decision.actions)
         acting = asyncio.create_task(self.act(decision))
         while not acting.done():
             await asyncio.wait({acting}, timeout=0.2)
             current = _version(body)
+            if watching_only and _request(body) != request:
+                acting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, EdgewaveError):
+                    await acting
+                return reconciling.Outcomes()
             if stopped or (current is not None and current != version):
                 acting.cancel()
                 with contextlib.suppress(asyncio.CancelledError, EdgewaveError):
@@ -305,6 +314,13 @@ def _values(index: Any) -> list[Any]:
         else:
             found.append(value)
     return found
+
+
+def _request(body: Mapping[str, Any]) -> str | None:
+    """The request annotation's value (`edgewave_api.controls`), if any."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(controls.ANNOTATION)
+    return str(value) if value is not None else None
 
 
 def _version(body: Mapping[str, Any]) -> str | None:

@@ -1,8 +1,8 @@
 """Status writes of Edgewave objects as JSON merge patches on the status subresource.
 
-Callers pass the whole rendered status; keys that vanished since the last write are sent
-as null so the merge patch removes them. Nothing here decides whether to write: callers
-compare with what they last wrote and call only on a difference.
+Callers pass the whole rendered status; keys that vanished since the last write (nested
+ones too) are sent as null so the merge patch removes them. Nothing here decides whether
+to write: callers compare with what they last wrote and call only on a difference.
 """
 
 from __future__ import annotations
@@ -20,11 +20,14 @@ _MERGE: dict[str, Any] = {"_content_type": MERGE_PATCH}
 
 
 def merge_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
-    """`new`, plus explicit nulls for top-level keys of `old` that `new` lacks."""
+    """`new`, plus explicit nulls for keys of `old` that `new` lacks, at every depth of
+    nested objects (a merge patch merges objects: a key left out would stay)."""
     patch: dict[str, Any] = dict(new)
-    for key in old or {}:
+    for key, before in (old or {}).items():
         if key not in new:
             patch[key] = None
+        elif isinstance(before, Mapping) and isinstance(new[key], Mapping):
+            patch[key] = merge_patch(before, new[key])
     return patch
 
 

@@ -1,7 +1,9 @@
-"""What a person does to a rollout (pause, resume; promote, abort, retry and undo to come).
+"""What people do to a running rollout (pause, resume, promote, abort, retry, undo,
+restart), shared by the `edgewave rollout` commands and the dashboard.
 
-`actions` decides (pure: a rollout in, a change or a one-line refusal out); `applying`
-reads the rollout, asks `actions`, and writes the change once. The CLI and the dashboard
-both call `applying.apply`, so a rule such as "resume only a paused rollout" lives in one
-place.
+`actions` is the table (pure: a button label per request, and whether it is offered now,
+by the operator's own rule `planning.lifecycle.refusal`); `requesting.send` is the one way
+any client acts: it writes the `edgewave.io/request` annotation and waits for the answer
+in `status.control` (never a spec change); `applying.apply` is what the dashboard's
+buttons call, `send` with a short wait and a queued request said in one line.
 """

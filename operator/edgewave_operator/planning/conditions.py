@@ -7,6 +7,14 @@ kstatus "abnormal-true" pair, Reconciling and Stalled: kstatus (cli-utils; kpt, 
 Flux by default) reads Reconciling=True as InProgress and Stalled=True as Failed, else falls
 back to Ready. Until the first status write only the CRD's `observedGeneration: 0` default
 keeps kstatus from calling the rollout Current; docs/gitops/README.md has the measured table.
+
+`Paused` is True while the rollout waits on purpose: `spec.strategy.paused`
+(PausedInSpec), `edgewave rollout pause` (PausedByRequest), a manual gate
+(AwaitingApproval, naming the wave) or a closed activation window
+(OutsideActivationWindow, saying when it opens). Waiting is not failing: Stalled and
+Degraded stay False. It is not Ready either, so kstatus and Flux's expressions read
+InProgress while Argo CD's health check says Suspended (measured in
+docs/gitops/README.md); `kubectl wait --for=condition=Paused` waits for it.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ class Type(StrEnum):
     RESIDENCY_COMPLIANT = "ResidencyCompliant"
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
+    PAUSED = "Paused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +84,7 @@ def rollout_conditions(
         status=Status.TRUE if moving else Status.FALSE,
         reason={
             Phase.SUCCEEDED: "RolloutComplete",
-            Phase.PAUSED: "Paused",
+            Phase.PAUSED: current.hold.reason.value if current.hold else "Paused",
             Phase.ROLLED_BACK: "RolledBack",
             Phase.FAILED: "RolloutFailed",
         }.get(phase, phase.value),
@@ -120,7 +129,14 @@ def rollout_conditions(
         reason=degraded.reason if phase.terminal else "AsExpected",
         message=degraded.message if phase.terminal else "",
     )
-    return (ready, progressing, degraded, compiled, compliant, reconciling, stalled)
+    hold = current.hold if phase is Phase.PAUSED else None
+    paused = Condition(
+        type=Type.PAUSED,
+        status=Status.TRUE if hold else Status.FALSE,
+        reason=hold.reason.value if hold else "NotPaused",
+        message=hold.message if hold else "",
+    )
+    return (ready, progressing, degraded, compiled, compliant, reconciling, stalled, paused)
 
 
 def _with_numbers(failure: progress.Failure) -> str:

@@ -8,8 +8,11 @@ no phase change, no gate; the status counts them (`totals.converging`, "convergi
 agents" in its message) and an event names them.
 
 Rules (`decide` applies them to the step `stepping` chose):
-- only while the rollout progresses or after it succeeded, and not while paused: never
-  while it fails, rolls back or stays failed or rolled back;
+- only while the rollout progresses or after it succeeded, and not while paused (in the
+  spec or by an `edgewave rollout pause` request): never while it fails, rolls back or
+  stays failed or rolled back;
+- only an agent whose region's activation window is open now (`windows`); the others
+  wait for their window;
 - only targets of waves that passed (a running wave updates its own agents). Targets
   are chosen by the one eligibility rule (`targeting.Eligibility`: residency first, then
   the cordon), so an agent a policy forbids never becomes one, and the executor applies
@@ -30,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from edgewave_operator.planning import progress, stepping, targeting, views
+from edgewave_operator.planning import progress, stepping, targeting, views, windows
 
 _CONVERGING = (progress.Phase.PROGRESSING, progress.Phase.SUCCEEDED)
 
@@ -54,10 +57,12 @@ def late(
     waves: Sequence[targeting.Wave],
     engines: Mapping[str, views.EngineRef],
     current: progress.Progress,
+    openings: Mapping[str, windows.Opening] | None = None,
 ) -> tuple[Late, ...]:
     """Every agent of a passed wave to converge now, by wave (see the module's rules)."""
-    if current.phase not in _CONVERGING or intent.paused:
+    if current.phase not in _CONVERGING or intent.paused or current.held:
         return ()
+    openings = openings or {}
     found: list[Late] = []
     for wave in waves:
         record = current.wave(wave.name)
@@ -70,6 +75,7 @@ def late(
             and agent.name in engines
             and agent.reachable
             and agent.observed
+            and openings.get(agent.region, windows.ALWAYS).open
             and not stepping.failed_on_agent(agent, model=intent.model, version=intent.version)
             and not stepping.is_updated(
                 agent, model=intent.model, version=intent.version, engine=engines[agent.name]
@@ -90,9 +96,12 @@ def converge(
     intent: stepping.Intent,
     waves: Sequence[targeting.Wave],
     engines: Mapping[str, views.EngineRef],
+    openings: Mapping[str, windows.Opening] | None = None,
 ) -> stepping.Step:
     """`step` with the batches that bring late agents to the version, and their events."""
-    found = late(intent=intent, waves=waves, engines=engines, current=step.progress)
+    found = late(
+        intent=intent, waves=waves, engines=engines, current=step.progress, openings=openings
+    )
     if not found:
         return step
     batches = tuple(

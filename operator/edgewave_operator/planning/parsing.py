@@ -109,6 +109,9 @@ def intent(rollout: modelrollout.ModelRollout) -> stepping.Intent:
         auto_rollback=strategy.auto_rollback,
         paused=strategy.paused,
         progress_deadline=datetime.timedelta(seconds=strategy.progress_deadline_seconds),
+        manual_waves=frozenset(
+            wave.name for wave in strategy.waves if wave.approval is modelrollout.Approval.MANUAL
+        ),
         offline=offline.Rule(
             timeout=datetime.timedelta(seconds=strategy.unreachable_timeout_seconds)
         ),
@@ -262,6 +265,7 @@ def progress_of(
             at=degraded.last_transition_time,
             wave=failed_wave,
         )
+    control = status.control or modelrollout.ControlStatus()
     return progress.Progress(
         revision=status.current_version,
         version=status.current_version,
@@ -271,4 +275,43 @@ def progress_of(
         failure=failure,
         started_at=status.started_at,
         finished_at=status.finished_at,
+        held=control.paused,
+        approved=tuple(control.approved_waves or ()),
+        full=control.promoted_full,
+        undo_to=control.undo_to_version,
+        hold=_hold_of(status, control),
+        answer=_answer_of(control.last_request),
+    )
+
+
+def _hold_of(
+    status: modelrollout.ModelRolloutStatus, control: modelrollout.ControlStatus
+) -> progress.Hold | None:
+    """What the rollout waited for (read back so a request can be checked before a turn)."""
+    paused = api_conditions.find_condition(
+        status.conditions, modelrollout.RolloutConditionType.PAUSED
+    )
+    if paused is None or paused.status is not api_conditions.ConditionStatus.TRUE:
+        return None
+    try:
+        reason = progress.HoldReason(paused.reason)
+    except ValueError:
+        return None
+    return progress.Hold(
+        reason=reason,
+        message=paused.message,
+        wave=control.awaiting_approval,
+        until=control.next_activation_at,
+    )
+
+
+def _answer_of(request: modelrollout.RequestStatus | None) -> progress.Answer | None:
+    if request is None:
+        return None
+    return progress.Answer(
+        nonce=request.nonce,
+        action=request.action,
+        applied=request.result is modelrollout.RequestResult.APPLIED,
+        message=request.message,
+        at=request.at,
     )

@@ -80,6 +80,37 @@ class Failure:
     numbers: Mapping[str, float] = field(default_factory=dict)
 
 
+class HoldReason(StrEnum):
+    """Why a rollout waits (the Paused condition's reason)."""
+
+    PAUSED_IN_SPEC = "PausedInSpec"
+    PAUSED_BY_REQUEST = "PausedByRequest"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    OUTSIDE_WINDOW = "OutsideActivationWindow"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """What the rollout waits for now (decided afresh every turn)."""
+
+    reason: HoldReason
+    message: str
+    wave: str | None = None
+    until: datetime.datetime | None = None
+    """When it goes on by itself (the next activation window), if it does."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The operator's answer to the last request (`edgewave_api.controls`)."""
+
+    nonce: str
+    action: str
+    applied: bool
+    message: str
+    at: datetime.datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
     revision: str = ""
@@ -90,6 +121,21 @@ class Progress:
     failure: Failure | None = None
     started_at: datetime.datetime | None = None
     finished_at: datetime.datetime | None = None
+    held: bool = False
+    """Paused by request (kept across revisions until resumed)."""
+    approved: tuple[str, ...] = ()
+    """Waves whose manual gate was approved for this revision."""
+    full: bool = False
+    """`promote --full` for this revision: no manual gate nor pause between waves."""
+    undo_to: str | None = None
+    """Going back to this version, wave by wave (phase RollingBack)."""
+    hold: Hold | None = None
+    staged: tuple[str, ...] = ()
+    """Agents the engine was pushed to without activating (outside a window); not
+    persisted: staging again after a restart costs a Stat."""
+    forgiven: tuple[str, ...] = ()
+    """Agents whose reported failed activation a retry ignores (they are tried again)."""
+    answer: Answer | None = None
 
     def wave(self, name: str) -> WaveProgress:
         return next((w for w in self.waves if w.name == name), WaveProgress(name=name))

@@ -12,11 +12,13 @@ decides is here, as a chain of the pure planners:
 2. the compile state: failed for this generation (terminal until the spec changes),
    failed now, engines ready (a failed rollout resumes), or waiting for agents;
 3. agents no backend serves, or whose own build failed, excluded; waves assigned;
-4. the next step (`stepping`) from the remembered progress plus the last outcomes, and
-   the late agents of passed waves brought to the version (`converging`; offline agents
-   are waited for, then counted failed, by `offline`);
-5. status (`rendering`), events (the step's with late agents and drift repairs,
-   evictions, exclusions), evictions due again, and when to look next.
+4. a person's request, if one is not answered yet (`lifecycle`), and each region's
+   activation window at `now` (`windows`);
+5. the next step (`stepping`, with its manual gates) from the remembered progress plus
+   the last outcomes, and the late agents of passed waves brought to the version
+   (`converging`; offline agents are waited for, then counted failed, by `offline`);
+6. status (`rendering`), events (the request's, the step's with late agents and drift
+   repairs, evictions, exclusions), evictions due again, and when to look next.
 
 Nothing here reads a clock, the cluster, an agent or a file: the same snapshot gives the
 same decision, which is what `tests/unit/planning/test_reconciling.py` tables.
@@ -24,6 +26,7 @@ same decision, which is what `tests/unit/planning/test_reconciling.py` tables.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from edgewave_operator.planning import (
     builds,
     conditions,
     converging,
+    lifecycle,
     ownership,
     parsing,
     progress,
@@ -44,6 +48,7 @@ from edgewave_operator.planning import (
     targeting,
     unreadable,
     views,
+    windows,
 )
 
 EVICTION_RETRY = datetime.timedelta(seconds=5)
@@ -265,15 +270,26 @@ def decide(snapshot: Snapshot) -> Decision:
         found, fleet=snapshot.fleet, model=intent.model, owner=owner
     )
     waves, found = targeting.assign_waves(waves=parsing.wave_specs(rollout), targeting=found)
+    current, request_events = _answer_request(snapshot, current=compiling.current, intent=intent)
+    openings = windows.openings(
+        rollout.spec.strategy.activation_window,
+        regions=(agent.region for agent in found.targets),
+        now=now,
+    )
     step = compiling.step or stepping.next_step(
         intent=intent,
         waves=waves,
         engines=by_agent,
-        current=compiling.current,
+        current=current,
         now=now,
         observation=snapshot.outcomes.observation,
+        openings=openings,
     )
-    step = converging.converge(step, intent=intent, waves=waves, engines=by_agent)
+    if request_events:
+        step = dataclasses.replace(step, events=(*request_events, *step.events))
+    step = converging.converge(
+        step, intent=intent, waves=waves, engines=by_agent, openings=openings
+    )
     summary = summaries.summarize(
         intent=intent,
         waves=waves,
@@ -281,6 +297,7 @@ def decide(snapshot: Snapshot) -> Decision:
         engines=by_agent,
         current=step.progress,
         now=now,
+        openings=openings,
     )
     status = rendering.rollout_status(
         generation=rollout.metadata.generation or 0,
@@ -331,6 +348,24 @@ def decide(snapshot: Snapshot) -> Decision:
         waves=waves,
         targets=found,
     )
+
+
+def _answer_request(
+    snapshot: Snapshot, *, current: progress.Progress, intent: stepping.Intent
+) -> tuple[progress.Progress, tuple[stepping.Event, ...]]:
+    """`current` after the rollout's pending request (`lifecycle`), and its event."""
+    rollout = snapshot.rollout
+    value = lifecycle.pending(rollout.metadata.annotations, current=current)
+    if value is None:
+        return current, ()
+    answered = lifecycle.answer(
+        value,
+        current=current,
+        generation=rollout.metadata.generation or 0,
+        spec_paused=intent.paused,
+        now=snapshot.now,
+    )
+    return answered.progress, (answered.event,) if answered.event else ()
 
 
 def _wake_at(

@@ -71,6 +71,8 @@ def _message(current: progress.Progress, summary: summaries.Summary) -> str:
         None,
     )
     where = f", wave {active.name} {active.state.value.lower()}" if active else ""
+    if current.hold is not None and current.phase is progress.Phase.PAUSED:
+        where = f" ({current.hold.message})"
     return f"{current.phase}{where}: {counts}"
 
 
@@ -177,4 +179,35 @@ def rollout_status(
         ],
         started_at=current.started_at,
         finished_at=current.finished_at,
+        control=_control(current),
     )
+
+
+def _control(current: progress.Progress) -> modelrollout.ControlStatus | None:
+    """What requests hold (None when nothing does, so the status stays small)."""
+    hold = current.hold if current.phase is progress.Phase.PAUSED else None
+    answer = current.answer
+    control = modelrollout.ControlStatus(
+        paused=current.held,
+        approved_waves=list(current.approved) or None,
+        promoted_full=current.full,
+        awaiting_approval=(
+            hold.wave if hold and hold.reason is progress.HoldReason.AWAITING_APPROVAL else None
+        ),
+        undo_to_version=current.undo_to,
+        next_activation_at=hold.until if hold else None,
+        last_request=modelrollout.RequestStatus(
+            nonce=answer.nonce,
+            action=answer.action,
+            result=(
+                modelrollout.RequestResult.APPLIED
+                if answer.applied
+                else modelrollout.RequestResult.REFUSED
+            ),
+            message=answer.message[:1024],
+            at=answer.at,
+        )
+        if answer
+        else None,
+    )
+    return None if control == modelrollout.ControlStatus() else control

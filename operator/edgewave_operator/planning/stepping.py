@@ -10,8 +10,15 @@ step: no wave is skipped and an agent already serving the version is never updat
 Rules:
 - waves run in spec order; a wave starts after the previous one passed plus the pause;
 - within a wave, at most `max_unavailable` agents are updated per batch, by name;
-- `paused` stops before the next batch (a batch in flight completes);
+- `paused` (in the spec or by request) stops before the next batch (a batch in flight
+  completes);
 - an offline agent is waited for, then counted against `max_failed` (`offline`);
+- a wave with a manual gate waits before its first batch until it is approved
+  (`promote`), and `promote --full` also skips the pauses between waves;
+- an agent whose region's activation window is closed gets the engine pushed (staged) but
+  not activated; while no pending agent of a wave may activate the rollout waits, saying
+  when the next window opens;
+- `undo` reverts every agent serving the version, wave by wave, to the chosen version;
 - failed activations and agents offline past the unreachable timeout beyond `max_failed`,
   a failed health gate, or agents the operator has not heard from by the progress
   deadline fail the wave; with `auto_rollback` every agent of every started wave that
@@ -28,7 +35,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from edgewave_operator.planning import gates, offline, progress, rollbacks, targeting, views
+from edgewave_operator.planning import (
+    gates,
+    offline,
+    progress,
+    rollbacks,
+    targeting,
+    views,
+    windows,
+)
 
 Phase = progress.Phase
 WaveState = progress.WaveState
@@ -58,6 +73,10 @@ class Reason(StrEnum):
     ROLLBACK_INCOMPLETE = "RollbackIncomplete"
     FAILED = "RolloutFailed"
     COMPILE_FAILED = "CompileFailed"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    OUTSIDE_WINDOW = "OutsideActivationWindow"
+    ABORTED = "Aborted"
+    UNDONE = "Undone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +91,8 @@ class Intent:
     auto_rollback: bool = True
     paused: bool = False
     progress_deadline: datetime.timedelta = datetime.timedelta(seconds=600)
+    manual_waves: frozenset[str] = frozenset()
+    """Waves that wait for approval before their first batch."""
     offline: offline.Rule = field(default_factory=offline.Rule)
 
 
@@ -84,6 +105,8 @@ class Update:
     version: str
     engine: views.EngineRef
     repair: bool = False
+    stage: bool = False
+    """Push and verify only: the agent's activation window is closed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +204,7 @@ class _Planner:
     engines: Mapping[str, views.EngineRef]
     now: datetime.datetime
     current: progress.Progress
+    openings: Mapping[str, windows.Opening] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
 
     def normal(self, reason: str, message: str) -> None:
@@ -243,6 +267,8 @@ class _Planner:
             previous_version=previous,
             phase=Phase.PROGRESSING,
             started_at=self.now,
+            held=old.held,
+            answer=old.answer,
         )
 
     def fail(
@@ -283,6 +309,8 @@ class _Planner:
         return self.roll_back()
 
     def roll_back(self) -> Step:
+        if self.current.undo_to is not None:
+            return self.undo(self.current.undo_to)
         started = [
             wave
             for wave in self.waves
@@ -319,11 +347,41 @@ class _Planner:
             )
         return self.step()
 
+    def undo(self, to_version: str) -> Step:
+        """Revert the first wave (in order) that still serves the version, a batch at a
+        time; the waves after it wait. Done when no reachable agent serves it."""
+        model, version = self.intent.model, self.intent.version
+        for wave in self.waves:
+            reverts = rollbacks.plan_reverts(
+                model=model, version=version, previous_version=to_version, agents=wave.agents
+            )
+            reachable = {agent.name for agent in wave.agents if agent.reachable}
+            ready = tuple(r for r in reverts if r.agent in reachable)
+            if ready:
+                batch = ready[: wave.max_unavailable]
+                return self.step(actions=(RevertBatch(reverts=batch),))
+            if reverts:
+                failure = self.current.failure
+                deadline = (failure.at if failure else self.now) + self.intent.progress_deadline
+                if self.now < deadline:
+                    return self.step(wake_at=deadline)
+        self.set_phase(Phase.ROLLED_BACK)
+        self.normal(Reason.UNDONE, f"{model} went back from {version} to {to_version}")
+        return self.step()
+
     # -- waves -------------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self.intent.paused or self.current.held
+
+    def open(self, agent: views.AgentView) -> bool:
+        """The agent's region may activate now."""
+        return self.openings.get(agent.region, windows.ALWAYS).open
 
     def run(self, observation: Observation | None) -> Step:
         self.restart_if_new_revision()
-        self.current = self.current.aligned([wave.name for wave in self.waves])
+        self.current = replace(self.current.aligned([wave.name for wave in self.waves]), hold=None)
         if self.current.phase is Phase.ROLLING_BACK:
             return self.roll_back()
         if self.current.phase.terminal:
@@ -376,13 +434,19 @@ class _Planner:
             )
             self.current = self.current.with_wave(record)
             return record
-        if passed_at is not None:
+        if self.paused:
+            return self.pause()
+        if passed_at is not None and not self.current.full:
             resume_at = passed_at + self.intent.pause
             if self.now < resume_at:
                 self.set_phase(Phase.PROGRESSING)
                 return self.step(wake_at=resume_at)
-        if self.intent.paused:
-            return self.pause()
+        if (
+            wave.name in self.intent.manual_waves
+            and wave.name not in self.current.approved
+            and not self.current.full
+        ):
+            return self.await_approval(wave)
         self.resume()
         record = replace(record, state=WaveState.PROGRESSING, started_at=self.now)
         self.current = self.current.with_wave(record)
@@ -399,7 +463,97 @@ class _Planner:
         if self.current.phase is not Phase.PAUSED:
             self.normal(Reason.PAUSED, "paused before the next batch")
         self.set_phase(Phase.PAUSED)
+        by_spec = self.intent.paused
+        self.current = replace(
+            self.current,
+            hold=progress.Hold(
+                reason=(
+                    progress.HoldReason.PAUSED_IN_SPEC
+                    if by_spec
+                    else progress.HoldReason.PAUSED_BY_REQUEST
+                ),
+                message=(
+                    "spec.strategy.paused is true; set it to false to resume"
+                    if by_spec
+                    else "paused by request; `edgewave rollout resume` continues"
+                ),
+            ),
+        )
         return self.step()
+
+    def await_approval(self, wave: targeting.Wave) -> Step:
+        message = f"wave {wave.name} awaits approval; `edgewave rollout promote` starts it"
+        before = self.current.phase
+        self.set_phase(Phase.PAUSED)
+        self.current = replace(
+            self.current,
+            hold=progress.Hold(
+                reason=progress.HoldReason.AWAITING_APPROVAL, message=message, wave=wave.name
+            ),
+        )
+        if before is not Phase.PAUSED:
+            self.normal(Reason.AWAITING_APPROVAL, message)
+        return self.step()
+
+    def await_window(self, wave: targeting.Wave, pending: Sequence[views.AgentView]) -> Step:
+        """No pending agent of `wave` may activate now: stage what is not staged yet (this
+        wave's and the later waves') and wait for the first window to open."""
+        opens = [
+            opening.opens_at
+            for agent in pending
+            if (opening := self.openings.get(agent.region)) and opening.opens_at
+        ]
+        until = min(opens) if opens else None
+        when = f"; activations resume at {until:%Y-%m-%dT%H:%M:%SZ}" if until else ""
+        message = f"wave {wave.name}: activation window closed{when}"
+        before = self.current.phase
+        self.set_phase(Phase.PAUSED)
+        self.current = replace(
+            self.current,
+            hold=progress.Hold(
+                reason=progress.HoldReason.OUTSIDE_WINDOW, message=message, wave=wave.name,
+                until=until,
+            ),
+        )  # fmt: skip
+        if before is not Phase.PAUSED:
+            self.normal(Reason.OUTSIDE_WINDOW, message)
+        stage = self.stage_from(wave)
+        return self.step(actions=stage, wake_at=until)
+
+    def stage_from(self, first: targeting.Wave) -> tuple[Action, ...]:
+        """Stage batches for agents of `first` and later waves (closed windows only)."""
+        batches: list[Action] = []
+        staged = set(self.current.staged)
+        for wave in self.waves[first.index :]:
+            updates = tuple(
+                Update(
+                    agent=agent.name,
+                    model=self.intent.model,
+                    version=self.intent.version,
+                    engine=self.engines[agent.name],
+                    stage=True,
+                )
+                for agent in wave.agents
+                if agent.name not in staged
+                and agent.name in self.engines
+                and agent.reachable
+                and agent.observed
+                and not self.open(agent)
+                and not agent.holds(self.intent.model, self.intent.version)
+            )
+            if updates:
+                batches.append(UpdateBatch(wave=wave.name, updates=updates))
+                staged.update(update.agent for update in updates)
+        self.current = replace(self.current, staged=tuple(sorted(staged)))
+        return tuple(batches)
+
+    def held_back(self, wave: targeting.Wave, pending: Sequence[views.AgentView]) -> Step | None:
+        """The step when a pause or a closed window holds `wave`'s next batch."""
+        if self.paused:
+            return self.pause()
+        if not any(self.open(agent) for agent in pending):
+            return self.await_window(wave, pending)
+        return None
 
     def resume(self) -> None:
         if self.current.phase is Phase.PAUSED:
@@ -413,7 +567,9 @@ class _Planner:
         reported = {
             agent.name
             for agent in wave.agents
-            if failed_on_agent(agent, model=model, version=version) and not self.updated(agent)
+            if failed_on_agent(agent, model=model, version=version)
+            and not self.updated(agent)
+            and agent.name not in self.current.forgiven
         }
         # Only an agent the operator has heard from can lack an engine: the others wait.
         no_engine = {
@@ -464,15 +620,23 @@ class _Planner:
             record = replace(record, state=WaveState.VERIFYING, verifying_since=self.now)
             self.current = self.current.with_wave(record)
             return record
-        if self.intent.paused:
-            return self.pause()
+        held = self.held_back(wave, pending)
+        if held is not None:
+            return held
         self.resume()
-        ready = [agent for agent in pending if agent.reachable and agent.observed]
+        ready = [
+            agent for agent in pending if agent.reachable and agent.observed and self.open(agent)
+        ]
         deadline = started_at + self.intent.progress_deadline
         if not ready:
             # Offline agents wait for their timeout; connected ones the operator has not
-            # heard from yet wait for the progress deadline.
-            unheard = [agent.name for agent in pending if agent.reachable]
+            # heard from yet wait for the progress deadline; agents whose window is closed
+            # wait for it to open.
+            unheard = [
+                agent.name
+                for agent in pending
+                if agent.reachable and not agent.observed and self.open(agent)
+            ]
             if unheard and self.now >= deadline:
                 seconds = self.intent.progress_deadline.total_seconds()
                 return self.fail(
@@ -485,12 +649,19 @@ class _Planner:
                     numbers={"unanswered": len(unheard), "deadlineSeconds": seconds},
                 )
             waits = [absent.wake_at] if absent.wake_at is not None else []
+            waits += [
+                opening.opens_at
+                for agent in pending
+                if (opening := self.openings.get(agent.region)) and opening.opens_at
+            ]
             return self.step(wake_at=min([*waits, deadline] if unheard else waits, default=None))
         batch = tuple(
             Update(agent=a.name, model=model, version=version, engine=self.engines[a.name])
             for a in ready[: wave.max_unavailable]
         )
-        return self.step(actions=(UpdateBatch(wave=wave.name, updates=batch),))
+        return self.step(
+            actions=(UpdateBatch(wave=wave.name, updates=batch), *self.stage_from(wave))
+        )
 
     def note_offline(
         self, wave: targeting.Wave, record: progress.WaveProgress, absent: offline.Waiting
@@ -576,9 +747,20 @@ def next_step(
     current: progress.Progress,
     now: datetime.datetime,
     observation: Observation | None = None,
+    openings: Mapping[str, windows.Opening] | None = None,
 ) -> Step:
-    """The rollout's next step at `now` (see the module docstring for the rules)."""
-    planner = _Planner(intent=intent, waves=waves, engines=engines, now=now, current=current)
+    """The rollout's next step at `now` (see the module docstring for the rules).
+
+    `openings`: region -> its activation window at `now` (a region not named is open).
+    """
+    planner = _Planner(
+        intent=intent,
+        waves=waves,
+        engines=engines,
+        now=now,
+        current=current,
+        openings=openings or {},
+    )
     return planner.run(observation)
 
 

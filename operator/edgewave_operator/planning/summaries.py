@@ -13,7 +13,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from edgewave_operator.planning import converging, progress, stepping, targeting, views
+from edgewave_operator.planning import converging, progress, stepping, targeting, views, windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,7 @@ def summarize(
     engines: Mapping[str, views.EngineRef],
     current: progress.Progress,
     now: datetime.datetime,
+    openings: Mapping[str, windows.Opening] | None = None,
 ) -> Summary:
     failed = _failed(waves, intent=intent, engines=engines, current=current, now=now)
     agents = [agent for wave in waves for agent in wave.agents]
@@ -136,6 +137,8 @@ def summarize(
     totals = _count(
         agents, intent=intent, engines=engines, failed=failed, excluded=len(targets.excluded)
     )
-    late = converging.late(intent=intent, waves=waves, engines=engines, current=current)
+    late = converging.late(
+        intent=intent, waves=waves, engines=engines, current=current, openings=openings
+    )
     totals = replace(totals, converging=converging.count(late))
     return Summary(totals=totals, waves=wave_summaries, regions=region_summaries)

@@ -203,7 +203,8 @@ def detail(
         "grid": grid(rollout, lines),
         "events": events_of(rollout, events, now=now),
         "actions": [
-            {"name": a.value, "label": actions.ACTIONS[a].label} for a in actions.offered(rollout)
+            {"name": a.value, "label": actions.ACTIONS[a].label}
+            for a in actions.offered(rollout, now=now)
         ],
     }
 

@@ -262,3 +262,28 @@ def test_a_self_contradicting_residency_policy_is_refused(
     applied = apply(kube, policy(coherent, allowedRegions=["eu-west"], allowedJurisdictions=["EU"]))
     assert applied.returncode == 0, applied.stderr
     cleanup.append(f"residencypolicy/{coherent}")
+
+
+@pytest.mark.parametrize(
+    ("window", "field"),
+    [
+        ({"schedule": "0 25 * * *", "durationSeconds": 600}, "activationWindow.schedule"),
+        ({"schedule": "0 2 * * *", "durationSeconds": 600, "timeZone": "Europe/Atlantis"},
+         "activationWindow.timeZone"),
+    ],
+)  # fmt: skip
+def test_a_bad_activation_window_is_refused_naming_the_field(
+    *,
+    served: Served,
+    module_namespace: str,
+    token: str,
+    make_rollout: MakeRollout,
+    window: dict[str, Any],
+    field: str,
+) -> None:
+    manifest = make_rollout(f"windowed-{token}", namespace=module_namespace, targets=["eu-west"])
+    manifest["spec"]["strategy"]["activationWindow"] = window
+    refused = apply(served.kube, manifest)
+    assert refused.returncode != 0
+    assert f"first at spec.strategy.{field}:" in refused.stderr, refused.stderr
+    assert refused.stderr.strip().count("\n") == 0

@@ -4,7 +4,8 @@ The test writes the objects and their status as the operator would (no operator 
 starts the dashboard as people do (`edgewave dashboard --port 0`), and drives Debian's
 chromium with Playwright: the page shows the rollout's waves and agents, follows changes
 without a reload, logs no JavaScript error, and offers actions only with `--allow-actions`
-(a click pauses the rollout in the API server). Its screenshots are kept under
+(a click writes the operator-facing `edgewave.io/request`, never the spec; the test answers
+it in `status.control` as the operator would). Its screenshots are kept under
 `test-artifacts/` (git-ignored). A missing browser fails the test: `make browser`
 installs it.
 """
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from edgewave_api import controls
 from edgewave_operator.devcluster import clusters
 
 pytestmark = pytest.mark.integration
@@ -201,6 +203,37 @@ class Fleet:
             "-p",
             json.dumps({"status": status}),
         )
+
+    def request(self) -> controls.Request | None:
+        """The request the dashboard wrote in the annotation, if any."""
+        found = self.kube.kubectl(
+            "get", "mro", self.name, "-n", self.namespace, "-o", "json"
+        ).stdout
+        value = (json.loads(found)["metadata"].get("annotations") or {}).get(controls.ANNOTATION)
+        return controls.parse(value) if value else None
+
+    def answer(self, *, after: str | None, paused: bool, message: str) -> controls.Request:
+        """Stand in for the operator: wait for a request newer than `after`, answer it."""
+        deadline = time.monotonic() + UPDATE_MS / 1000
+        request = self.request()
+        while request is None or request.nonce == after:
+            assert time.monotonic() < deadline, "the dashboard wrote no request"
+            time.sleep(0.1)
+            request = self.request()
+        status = _rollout_status(
+            phase="Paused" if paused else "Progressing", central="Progressing", wave="eu-central"
+        )
+        status["control"] = {
+            "paused": paused,
+            "lastRequest": {
+                "nonce": request.nonce,
+                "action": request.action.value,
+                "result": "Applied",
+                "message": message,
+            },
+        }
+        self.rollout_status(status)
+        return request
 
     def paused(self) -> bool:
         return (
@@ -414,14 +447,22 @@ def test_with_allow_actions_the_pause_button_pauses_the_rollout(
     ):
         pause = page.get_by_role("button", name=f"Pause rollout {fleet.key}")
         pause.wait_for(timeout=UPDATE_MS)
-        assert not fleet.paused()
+        assert fleet.request() is None
         pause.click()
-        _wait_text(page, "#action-result", f"paused {fleet.key}")
-        assert fleet.paused()
-        # The watch brings the paused spec back: the page now offers Resume.
+        # The button writes a request for the operator (no operator runs here: the test
+        # answers it in status.control as the operator does), never the spec.
+        paused = fleet.answer(after=None, paused=True, message="paused before the next batch")
+        assert (paused.action, paused.generation) == (controls.Action.PAUSE, 1)
+        _wait_text(
+            page,
+            "#action-result",
+            f"rollout {fleet.key}: paused before the next batch (phase Progressing -> Paused)",
+        )
+        assert not fleet.paused()
+        # The watch brings the answered status back: the page now offers Resume.
         resume = page.get_by_role("button", name=f"Resume rollout {fleet.key}")
         resume.wait_for(timeout=UPDATE_MS)
-        _wait_text(page, "#detail-summary", "paused by spec")
+        _wait_text(page, "#detail-summary", "Paused")
         _screenshot(page, "dashboard-actions.png")
         # Keyboard focus survives the redraws that live updates cause.
         resume.focus()
@@ -429,7 +470,9 @@ def test_with_allow_actions_the_pause_button_pauses_the_rollout(
         _wait_text(page, "#agents", "NotReady")
         assert page.evaluate("document.activeElement.textContent") == "Resume"
         resume.click()
-        _wait_text(page, "#action-result", f"resumed {fleet.key}")
+        resumed = fleet.answer(after=paused.nonce, paused=False, message="resumed")
+        assert resumed.action is controls.Action.RESUME
+        _wait_text(page, "#action-result", f"rollout {fleet.key}: resumed (phase Paused -> ")
         assert not fleet.paused()
         assert errors == []
 

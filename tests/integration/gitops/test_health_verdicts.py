@@ -47,6 +47,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "pending": "InProgress",
         "progressing": "InProgress",
         "paused": "InProgress",
+        "awaiting approval": "InProgress",
         "ready": "Current",
         "stale generation": "InProgress",
         "rolling back": "InProgress",
@@ -59,6 +60,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "pending": "InProgress",
         "progressing": "InProgress",
         "paused": "InProgress",
+        "awaiting approval": "InProgress",
         "ready": "Current",
         "stale generation": "InProgress",
         "rolling back": "Failed",
@@ -71,6 +73,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "pending": "Progressing",
         "progressing": "Progressing",
         "paused": "Suspended",
+        "awaiting approval": "Suspended",
         "ready": "Healthy",
         "stale generation": "Progressing",
         "rolling back": "Degraded",
@@ -116,10 +119,14 @@ def _rollout(*, generation: int, status: modelrollout.ModelRolloutStatus | None)
 
 
 def _status(
-    *, observed: int, phase: progress.Phase, failure: progress.Failure | None = None
+    *,
+    observed: int,
+    phase: progress.Phase,
+    failure: progress.Failure | None = None,
+    hold: progress.Hold | None = None,
 ) -> modelrollout.ModelRolloutStatus:
     """A status as the operator writes it: its condition rule, set for generation `observed`."""
-    current = progress.Progress(version="1.0.0", phase=phase, failure=failure)
+    current = progress.Progress(version="1.0.0", phase=phase, failure=failure, hold=hold)
     compiled = conditions.Condition(
         type=conditions.Type.COMPILED, status=conditions.Status.TRUE, reason="Compiled"
     )
@@ -149,6 +156,13 @@ GATE_FAILED = progress.Failure(
 )
 
 
+AWAITING = progress.Hold(
+    reason=progress.HoldReason.AWAITING_APPROVAL,
+    message="wave us-east awaits approval; `edgewave rollout promote` starts it",
+    wave="us-east",
+)
+
+
 def _states(created: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     states: dict[str, Callable[[], dict[str, Any]]] = {
         "created": lambda: dict(created),
@@ -158,6 +172,10 @@ def _states(created: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         ),
         "paused": lambda: _paused(
             _rollout(generation=1, status=_status(observed=1, phase=Phase.PAUSED))
+        ),
+        # A wave with `approval: Manual` waiting for `edgewave rollout promote`.
+        "awaiting approval": lambda: _rollout(
+            generation=1, status=_status(observed=1, phase=Phase.PAUSED, hold=AWAITING)
         ),
         "ready": lambda: _rollout(generation=1, status=_status(observed=1, phase=Phase.SUCCEEDED)),
         "stale generation": lambda: _rollout(

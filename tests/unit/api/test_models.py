@@ -58,8 +58,14 @@ LIVE_ROLLOUT: dict[str, Any] = {
         },
         "strategy": {
             "waves": [
-                {"name": "eu", "regions": ["eu-west"], "maxUnavailable": 1, "maxFailed": "10%"},
-                {"name": "rest", "maxUnavailable": "50%", "maxFailed": 0},
+                {
+                    "name": "eu",
+                    "regions": ["eu-west"],
+                    "maxUnavailable": 1,
+                    "maxFailed": "10%",
+                    "approval": "Manual",
+                },
+                {"name": "rest", "maxUnavailable": "50%", "maxFailed": 0, "approval": "Automatic"},
             ],
             "pauseBetweenWavesSeconds": 5,
             "healthGate": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from edgewave_operator.views import boards, dryruns, rollouts
 from tests.unit.dashboard import fixtures
@@ -121,27 +122,21 @@ def test_events_are_the_rollouts_own_newest_first_and_bounded() -> None:
 
 
 def test_actions_offered_follow_the_rollout_state() -> None:
-    running = boards.detail(
-        fixtures.rollout(status=fixtures.STATUS), agents=[], policies=[], events=[], now=NOW
-    )
-    paused = boards.detail(
-        fixtures.rollout(paused=True, status=fixtures.STATUS),
-        agents=[],
-        policies=[],
-        events=[],
-        now=NOW,
-    )
-    done = boards.detail(
-        fixtures.rollout(status={**fixtures.STATUS, "phase": "Succeeded"}),
-        agents=[],
-        policies=[],
-        events=[],
-        now=NOW,
-    )
-    assert running["actions"] == [{"name": "pause", "label": "Pause"}]
-    assert paused["actions"] == [{"name": "resume", "label": "Resume"}]
-    assert paused["paused"] is True
-    assert done["actions"] == []
+    started = {**fixtures.STATUS, "currentVersion": "1.0.0"}
+
+    def offered(paused: bool, status: dict[str, Any] | None) -> list[str]:
+        rollout = fixtures.rollout(paused=paused, status=status)
+        found = boards.detail(rollout, agents=[], policies=[], events=[], now=NOW)
+        return [action["label"] for action in found["actions"]]
+
+    assert offered(False, fixtures.STATUS) == []  # no version recorded: not started
+    assert offered(False, started) == ["Pause", "Abort", "Restart"]
+    held = {**started, "phase": "Paused", "control": {"paused": True}}
+    assert offered(False, held) == ["Resume", "Abort", "Restart"]
+    # Paused in the manifest: Resume is the manifest's, not a button.
+    assert offered(True, {**started, "phase": "Paused"}) == ["Pause", "Abort", "Restart"]
+    done = {**started, "phase": "Succeeded", "previousVersion": "0.9.0"}
+    assert offered(False, done) == ["Undo", "Restart"]
 
 
 def test_the_board_lists_every_rollout_and_details_the_selected_one() -> None:

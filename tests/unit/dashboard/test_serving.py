@@ -40,11 +40,12 @@ async def _serve(*, allow_actions: bool) -> AsyncIterator[Served]:
     )
     calls: list[tuple[str, str, str]] = []
 
-    async def act(action: actions.Action, namespace: str, name: str) -> actions.Change:
+    async def act(action: actions.Action, namespace: str, name: str) -> str:
+        # Stands in for `applying.apply` (an annotation request the operator answers).
         calls.append((action.value, namespace, name))
         if name == "refuses":
-            raise actions.NotApplicable("rollout shop/refuses is not paused")
-        return actions.decide(action, rollout)
+            raise actions.NotApplicable("cannot resume rollout shop/refuses: not paused by request")
+        return f"rollout {namespace}/{name}: paused before the next batch (phase Paused)"
 
     sock = running.bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
@@ -106,7 +107,7 @@ def test_actions_need_post_same_origin_and_the_token() -> None:
             status, text = await _post(served, path)
             assert (status, text) == (
                 200,
-                "paused shop/classifier-global (spec.strategy.paused: false -> true)\n",
+                "rollout shop/classifier-global: paused before the next batch (phase Paused)\n",
             )
             assert served.calls == [("pause", "shop", "classifier-global")]
 
@@ -117,11 +118,18 @@ def test_unknown_actions_bad_names_and_refused_actions_are_one_line() -> None:
     async def run() -> None:
         async with _serve(allow_actions=True) as served:
             status, text = await _post(served, "api/rollouts/shop/classifier-global/nuke")
-            assert (status, text) == (404, "unknown action 'nuke' (known: pause, resume)\n")
+            assert status == 404
+            assert text == (
+                "unknown action 'nuke' (known: pause, resume, promote, abort, retry, undo, "
+                "restart)\n"
+            )
             status, text = await _post(served, "api/rollouts/shop/Bad_Name/pause")
             assert (status, text) == (400, "namespace and name must be DNS names\n")
             status, text = await _post(served, "api/rollouts/shop/refuses/resume")
-            assert (status, text) == (409, "rollout shop/refuses is not paused\n")
+            assert (status, text) == (
+                409,
+                "cannot resume rollout shop/refuses: not paused by request\n",
+            )
 
     asyncio.run(run())
 

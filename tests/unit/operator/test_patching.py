@@ -14,6 +14,11 @@ from edgewave_operator.kube import patching
         ({"phase": "Progressing", "currentWave": "eu"}, {"phase": "Succeeded"},
          {"phase": "Succeeded", "currentWave": None}),
         ({"a": 1}, {"a": 1}, {"a": 1}),
+        # A nested key that vanished is removed too (a merge patch merges objects).
+        ({"control": {"paused": True, "awaitingApproval": "eu"}}, {"control": {"paused": True}},
+         {"control": {"paused": True, "awaitingApproval": None}}),
+        ({"control": {"x": {"y": 1}}}, {"control": {"x": {}}}, {"control": {"x": {"y": None}}}),
+        ({"waves": [{"name": "a"}]}, {"waves": []}, {"waves": []}),
     ],
 )  # fmt: skip
 def test_merge_patch(

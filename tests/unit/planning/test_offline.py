@@ -428,3 +428,24 @@ def test_a_restarted_operator_decides_the_same_from_the_status(situation: str) -
     assert restarted.status.waves == live.status.waves
     assert restarted.status.totals == live.status.totals
     assert restarted.step.progress.phase is live.step.progress.phase
+
+
+def test_a_late_agent_waits_for_its_regions_activation_window() -> None:
+    run = _settled_without_c1()
+    body = run.rollout.model_dump(by_alias=True, exclude_none=True, mode="json")
+    body["spec"]["strategy"]["activationWindow"] = {
+        "schedule": "0 3 * * *",
+        "durationSeconds": 3600,
+        "regions": [{"regions": ["eu-west"], "schedule": "0 * * * *", "durationSeconds": 3599}],
+    }
+    run.rollout = modelrollout.ModelRollout.model_validate(body)
+    day = run.now.replace(hour=0, minute=0, second=0, microsecond=0) + datetime.timedelta(days=1)
+    run.now = day  # eu-central's window (03:00-04:00 UTC) is closed
+    run.agents["c-1"] = back(run.agents["c-1"])
+    closed = run.turn()
+    assert updated(closed) == []
+    assert closed.status.totals is not None and closed.status.totals.converging == 0
+    run.now = day.replace(hour=3, minute=30)
+    opened = run.turn()
+    assert updated(opened) == ["c-1"]
+    assert opened.step.progress.phase is Phase.SUCCEEDED

@@ -2,7 +2,8 @@
 -- Reads the same signals as `kubectl wait --for=condition=Ready` and kstatus:
 -- status.observedGeneration, and the Ready / Degraded conditions with their observedGeneration.
 --   Degraded:    Degraded=True, or phase RollingBack / RolledBack / Failed (current generation)
---   Suspended:   spec.strategy.paused is true
+--   Suspended:   spec.strategy.paused is true, or the Paused condition is True (paused by
+--                `edgewave rollout pause`, a wave awaiting approval, outside the activation window)
 --   Healthy:     Ready=True and the operator has observed the current generation
 --   Progressing: anything else (not yet observed, rolling out, between waves)
 local hs = {}
@@ -75,6 +76,12 @@ end
 if paused then
   hs.status = "Suspended"
   hs.message = "Rollout is paused (spec.strategy.paused)"
+  return hs
+end
+local waiting = condition(status, "Paused")
+if waiting ~= nil and waiting.status == "True" and current(waiting) then
+  hs.status = "Suspended"
+  hs.message = describe(waiting, "Rollout is paused")
   return hs
 end
 
