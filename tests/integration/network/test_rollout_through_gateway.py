@@ -227,7 +227,11 @@ def edge(
     made = Edge(kube=crds, namespace=namespace, lab=lab, processes=operators, agent_pki=pki,
                 root=short_root)  # fmt: skip
     yield made
-    # The agents go before their namespaces (the `lab` fixture removes those afterwards).
+    # The rollout goes while its agents are still connected (its finalizer removes the model
+    # from them at once, not after waiting for them); the agents go before their namespaces
+    # (the `lab` fixture removes those afterwards).
+    crds.kubectl("delete", "modelrollouts", "--all", "-n", namespace, "--timeout=60s",
+                 check=False)  # fmt: skip
     for agent in made.agents.values():
         agent.kill()
 
@@ -291,8 +295,8 @@ def _us_wave(body: dict[str, Any]) -> dict[str, Any]:
 
 def test_an_agent_cut_off_in_its_wave_counts_failed_then_converges_with_one_push(
     *,
+    toxics: Toxiproxy,  # before `edge`: its proxy outlives the rollout's deletion
     edge: Edge,
-    toxics: Toxiproxy,
     watch: Callable[..., Watcher],  # noqa: F811
     model_files: Callable[[float], tuple[str, str]],  # noqa: F811
 ) -> None:
