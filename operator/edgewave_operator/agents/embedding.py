@@ -10,6 +10,7 @@ volume, finds what was uploaded before and does not upload it again.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -20,6 +21,23 @@ from edgewave_gateway import settings as gateway_settings
 from edgewave_operator.settings import OperatorSettings
 
 LOCAL_ADDRESS = "127.0.0.1"
+_WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})
+
+
+def bound_host(listen: str) -> str | None:
+    """The one address `listen` (host:port) binds, or None for every address. Pure."""
+    host = listen.rsplit(":", 1)[0] if ":" in listen else ""
+    return None if host in _WILDCARDS else host.strip("[]")
+
+
+def _ip_sans(listen: str) -> tuple[str, ...]:
+    """Loopback, plus the bound address when it is an IP literal (agents dial it)."""
+    host = bound_host(listen)
+    try:
+        extra = () if host is None else (str(ipaddress.ip_address(host)),)
+    except ValueError:  # a host name: it goes in gateway_hosts (DNS names) instead
+        extra = ()
+    return tuple(dict.fromkeys((LOCAL_ADDRESS, *extra)))
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -40,7 +58,7 @@ def config(
         ca,
         name=settings.gateway_name,
         dns_names=("localhost", *settings.gateway_hosts),
-        ip_addresses=(LOCAL_ADDRESS,),
+        ip_addresses=_ip_sans(settings.gateway_listen),
     )
     _write_private(tls_dir / "tls.crt", served.cert_pem)
     _write_private(tls_dir / "tls.key", served.key_pem)
@@ -79,5 +97,8 @@ async def start(
     return gateway
 
 
-def address(gateway: gateway_server.Gateway) -> str:
-    return f"{LOCAL_ADDRESS}:{gateway.port}"
+def address(gateway: gateway_server.Gateway, *, listen: str) -> str:
+    """Where the operator dials its own gateway: loopback when it listens on every address,
+    else the one address it is bound to (loopback would not reach it)."""
+    host = bound_host(listen) or LOCAL_ADDRESS
+    return f"[{host}]:{gateway.port}" if ":" in host else f"{host}:{gateway.port}"

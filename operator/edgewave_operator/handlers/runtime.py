@@ -137,7 +137,10 @@ class Runtime:
             runtime.embedded_gateway = await embedding.start(
                 settings, ca=trust.ca, ca_pem=trust.credentials.ca_pem
             )
-            runtime.gateways.add(settings.gateway_name, embedding.address(runtime.embedded_gateway))
+            runtime.gateways.add(
+                settings.gateway_name,
+                embedding.address(runtime.embedded_gateway, listen=settings.gateway_listen),
+            )
         runtime._tasks.append(asyncio.create_task(runtime.gateways.run(), name="gateways"))
         runtime._tasks.append(asyncio.create_task(runtime.inventory.run(), name="inventory"))
         runtime._tasks.append(
