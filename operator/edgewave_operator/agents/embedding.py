@@ -58,7 +58,7 @@ def config(
         ca,
         name=settings.gateway_name,
         dns_names=("localhost", *settings.gateway_hosts),
-        ip_addresses=_ip_sans(settings.gateway_listen),
+        ip_addresses=_ip_sans(settings.gateway_listen or ""),
     )
     _write_private(tls_dir / "tls.crt", served.cert_pem)
     _write_private(tls_dir / "tls.key", served.key_pem)

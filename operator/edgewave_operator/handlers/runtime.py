@@ -139,7 +139,7 @@ class Runtime:
             )
             runtime.gateways.add(
                 settings.gateway_name,
-                embedding.address(runtime.embedded_gateway, listen=settings.gateway_listen),
+                embedding.address(runtime.embedded_gateway, listen=settings.gateway_listen or ""),
             )
         runtime._tasks.append(asyncio.create_task(runtime.gateways.run(), name="gateways"))
         runtime._tasks.append(asyncio.create_task(runtime.inventory.run(), name="inventory"))
