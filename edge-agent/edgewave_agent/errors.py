@@ -130,6 +130,12 @@ class Unauthenticated(AgentError, PermanentError):
     status = "UNAUTHENTICATED"
 
 
+class PermissionDenied(AgentError, PermanentError):
+    """The caller is authenticated but its role may not make this call."""
+
+    status = "PERMISSION_DENIED"
+
+
 class SignatureInvalid(AgentError, PermanentError):
     status = "PERMISSION_DENIED"
 

@@ -2,9 +2,10 @@
 
 Servicers only translate between protobuf and the core (`store`, `serving`, `building`,
 `receiving`); the agent's typed errors become gRPC statuses in `abort_with`, and nowhere
-else. Mutating calls require a verified client certificate (the control port's mTLS) and a
-ready agent, checked in `require_client_certificate`. Blocking work runs in worker threads,
-off the event loop. KServe v2 inference is served by `inference`.
+else. Mutating calls require the operator's (or a gateway's) identity on a verified client
+certificate (`authorizing`) and a ready agent, checked in `require_control_identity`.
+Blocking work runs in worker threads, off the event loop. KServe v2 inference is served by
+`inference`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, NoReturn
 import grpc
 
 from edgewave_agent import (
+    authorizing,
     building,
     errors,
     inventory,
@@ -77,19 +79,26 @@ class AgentCore:
         return self.config.insecure
 
 
-async def require_client_certificate(
+def peer_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> bytes | None:
+    """The verified client certificate of the call (PEM), if the caller presented one."""
+    certs = context.auth_context().get("x509_pem_cert")
+    return next(iter(certs), None) if certs else None
+
+
+async def require_control_identity(
     core: AgentCore, context: grpc.aio.ServicerContext[Any, Any], *, method: str
 ) -> None:
-    """Mutating calls need the operator's client certificate (control port, mTLS), and an
-    agent that has finished restoring its models."""
-    if not core.insecure and not context.auth_context().get("x509_pem_cert"):
-        await abort_with(
-            context,
-            errors.Unauthenticated(
-                f"{method} changes the agent and needs a client certificate signed by the"
-                " operator's CA: call the control port with mTLS"
-            ),
-        )
+    """Mutating calls need the operator's (or a gateway's) identity, checked in
+    `authorizing`, and an agent that has finished restoring its models."""
+    if not core.insecure:
+        try:
+            authorizing.control_caller(
+                peer_certificate(context),
+                trust_domain=core.config.tls.trust_domain,
+                method=method,
+            )
+        except errors.AgentError as error:
+            await abort_with(context, error)
     if not core.serving.ready:
         await abort_with(
             context,
@@ -233,7 +242,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     # Every refusal is decided on the first chunk, before the go-ahead, so a
                     # client that waits for it has no write in flight when the status comes
                     # (grpc aio clients report INTERNAL otherwise: grpc/grpc#36066).
-                    await require_client_certificate(self._core, context, method="Push")
+                    await require_control_identity(self._core, context, method="Push")
                     done = await receiver.begin(chunk)
                     if done is not None:
                         return push_response(done)
@@ -257,7 +266,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Activate(
         self, request: pb.ActivateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ActivateResponse:
-        await require_client_certificate(self._core, context, method="Activate")
+        await require_control_identity(self._core, context, method="Activate")
         try:
             result = await asyncio.to_thread(
                 lambda: self._core.serving.activate(
@@ -279,7 +288,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Rollback(
         self, request: pb.RollbackRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.RollbackResponse:
-        await require_client_certificate(self._core, context, method="Rollback")
+        await require_control_identity(self._core, context, method="Rollback")
         try:
             view, rolled_back_from = await asyncio.to_thread(
                 self._core.serving.rollback, request.model
@@ -291,7 +300,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Remove(
         self, request: pb.RemoveRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.RemoveResponse:
-        await require_client_certificate(self._core, context, method="Remove")
+        await require_control_identity(self._core, context, method="Remove")
         target = request.WhichOneof("target")
         serving_ = self._core.serving
         try:
@@ -338,7 +347,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Build(
         self, request: pb.BuildRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.BuildResponse:
-        await require_client_certificate(self._core, context, method="Build")
+        await require_control_identity(self._core, context, method="Build")
         core = self._core
         try:
             built = await asyncio.to_thread(

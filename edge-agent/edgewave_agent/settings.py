@@ -11,8 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from edgewave_api import identities
 from edgewave_api.errors import PermanentError
 from edgewave_api.telemetry import logs, tracing
 
@@ -39,6 +48,17 @@ class TlsConfig(_Section):
     key_file: Path | None = None
     # The operator's CA: client certificates on the control port must be signed by it.
     client_ca_file: Path | None = None
+    # SPIFFE trust domain of callers' URI SANs: only spiffe://<it>/operator and
+    # spiffe://<it>/gateway/<name> may change this agent (see edgewave_api.identities).
+    trust_domain: str = identities.DEFAULT_TRUST_DOMAIN
+
+    @field_validator("trust_domain")
+    @classmethod
+    def _trust_domain(cls, value: str) -> str:
+        try:
+            return identities.validate_trust_domain(value)
+        except identities.IdentityRefused as error:
+            raise ValueError(str(error)) from None
 
 
 class StoreConfig(_Section):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from kubernetes_asyncio import client
 
-from edgewave_api import pki, signing
+from edgewave_api import identities, pki, signing
 from edgewave_operator.kube import secrets
 
 CLIENT_VALIDITY = datetime.timedelta(days=30)
@@ -66,7 +66,11 @@ async def load(
         credentials=Credentials(
             ca_pem=ca_data.get("ca.crt", ca.cert_pem),
             client=pki.issue(
-                ca, common_name=CLIENT_COMMON_NAME, client=True, validity=CLIENT_VALIDITY
+                ca,
+                common_name=CLIENT_COMMON_NAME,
+                uris=(identities.operator(),),
+                client=True,
+                validity=CLIENT_VALIDITY,
             ),
         ),
         signing_key=signing.SigningKey(
@@ -91,5 +95,15 @@ def agent_serving_cert(
     hosts: tuple[str, ...] = ("localhost",),
     ips: tuple[str, ...] = ("127.0.0.1",),
 ) -> pki.KeyPair:
-    """A serving certificate for an agent (dev/demo), valid for `hosts` and `ips`."""
-    return pki.issue(ca, common_name=agent, dns_names=hosts, ip_addresses=ips, server=True)
+    """An agent's certificate (dev/demo), serving `hosts` and `ips`, role agent/<name>."""
+    return pki.issue(
+        ca,
+        common_name=agent,
+        dns_names=hosts,
+        ip_addresses=ips,
+        uris=(identities.agent(agent),),
+        # clientAuth as well: an agent authenticates with it when it dials out (to a
+        # gateway); its role URI keeps it from ever commanding another agent.
+        server=True,
+        client=True,
+    )
