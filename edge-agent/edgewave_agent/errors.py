@@ -140,6 +140,17 @@ class SignatureInvalid(AgentError, PermanentError):
     status = "PERMISSION_DENIED"
 
 
+class GrantRefused(AgentError, PermanentError):
+    """The call's grant does not permit it: another agent, action or target, expired,
+    or replayed (`highest_sequence`: the highest the agent accepted for the model)."""
+
+    status = "PERMISSION_DENIED"
+
+    def __init__(self, message: str, *, highest_sequence: int | None = None) -> None:
+        super().__init__(message)
+        self.highest_sequence = highest_sequence
+
+
 class AgentStarting(AgentError, TemporaryError):
     """The agent is still loading its active models after a restart."""
 

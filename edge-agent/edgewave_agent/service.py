@@ -11,6 +11,7 @@ Blocking work runs in worker threads, off the event loop. KServe v2 inference is
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from edgewave_agent.backends import Backend, GpuInfo
 from edgewave_agent.serving import views
 from edgewave_agent.settings import AgentConfig
 from edgewave_agent.store import Store
+from edgewave_api import grants
 from edgewave_api.telemetry import spans
 from edgewave_proto.agent.v1 import agent_pb2 as pb
 from edgewave_proto.agent.v1 import agent_pb2_grpc, pushwire
@@ -40,6 +42,8 @@ from edgewave_proto.agent.v1 import agent_pb2_grpc, pushwire
 EXPECTED_OFFSET_KEY = "edgewave-expected-offset"
 # Initial metadata of an accepted Push: the offset the agent expects data from.
 RESUME_OFFSET_KEY = "edgewave-resume-offset"
+# Trailing metadata of a stale grant: the highest sequence the agent accepted for the model.
+HIGHEST_SEQUENCE_KEY = "edgewave-highest-sequence"
 _STATES = {
     "active": pb.VERSION_STATE_ACTIVE,
     "previous": pb.VERSION_STATE_PREVIOUS,
@@ -55,6 +59,8 @@ async def abort_with(
     trailing: tuple[tuple[str, str], ...] = ()
     if isinstance(error, errors.OffsetMismatch):
         trailing = ((EXPECTED_OFFSET_KEY, str(error.expected_offset)),)
+    if isinstance(error, errors.GrantRefused) and error.highest_sequence is not None:
+        trailing = ((HIGHEST_SEQUENCE_KEY, str(error.highest_sequence)),)
     if error.retry_after is not None:
         trailing += (("edgewave-retry-after", f"{error.retry_after:g}"),)
     await context.abort(grpc.StatusCode[error.status], str(error), trailing)
@@ -107,6 +113,21 @@ async def require_control_identity(
                 retry_after=2.0,
             ),
         )
+
+
+async def require_grant(
+    core: AgentCore,
+    context: grpc.aio.ServicerContext[Any, Any],
+    grant: pb.Grant,
+    call: grants.Call,
+) -> None:
+    """The operator's grant must permit exactly `call` on this agent (`serving.granting`)."""
+    try:
+        await asyncio.to_thread(
+            lambda: core.serving.admit(payload=grant.payload, signature=grant.signature, call=call)
+        )
+    except errors.AgentError as error:
+        await abort_with(context, error)
 
 
 def _health(health: stats.Health) -> pb.HealthMetrics:
@@ -206,6 +227,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             artifacts=[pb.Artifact(digest=d, size_bytes=s) for d, s in sorted(artifacts.items())],
             models=[model_status(v) for v in views],
             agent_version=inventory.agent_version(),
+            grant_sequences=core.serving.grant_sequences(),
         )
 
     async def Stat(
@@ -266,15 +288,24 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Activate(
         self, request: pb.ActivateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ActivateResponse:
-        await require_control_identity(self._core, context, method="Activate")
+        core = self._core
+        await require_control_identity(core, context, method="Activate")
+        call = grants.Call(
+            action=grants.Action.ACTIVATE,
+            agent=core.config.agent_id,
+            model=request.model,
+            version=request.version,
+            digest=request.digest,
+            backend=request.backend,
+        )
+        await require_grant(core, context, request.grant, call)
         try:
             result = await asyncio.to_thread(
-                lambda: self._core.serving.activate(
+                lambda: core.serving.activate(
                     model=request.model,
                     version=request.version,
                     digest=request.digest,
                     backend=request.backend,
-                    signature=request.signature,
                 )
             )
         except errors.AgentError as error:
@@ -288,7 +319,12 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Rollback(
         self, request: pb.RollbackRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.RollbackResponse:
-        await require_control_identity(self._core, context, method="Rollback")
+        core = self._core
+        await require_control_identity(core, context, method="Rollback")
+        call = grants.Call(
+            action=grants.Action.ROLLBACK, agent=core.config.agent_id, model=request.model
+        )
+        await require_grant(core, context, request.grant, call)
         try:
             view, rolled_back_from = await asyncio.to_thread(
                 self._core.serving.rollback, request.model
@@ -300,12 +336,24 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Remove(
         self, request: pb.RemoveRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.RemoveResponse:
-        await require_control_identity(self._core, context, method="Remove")
+        core = self._core
+        await require_control_identity(core, context, method="Remove")
         target = request.WhichOneof("target")
-        serving_ = self._core.serving
+        serving_ = core.serving
+        if target is None:
+            await abort_with(
+                context, errors.InvalidRequest("Remove needs a version, a digest or all_versions")
+            )
+        call = grants.Call(
+            action=grants.Action.REMOVE,
+            agent=core.config.agent_id,
+            model=request.model,
+            version=request.version,
+            digest=request.digest,
+            all_versions=request.all_versions,
+        )
+        await require_grant(core, context, request.grant, call)
         try:
-            if target is None:
-                raise errors.InvalidRequest("Remove needs a version, a digest or all_versions")
             if target == "all_versions":
                 removal = await asyncio.to_thread(serving_.remove_model, request.model)
             else:
@@ -347,8 +395,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Build(
         self, request: pb.BuildRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.BuildResponse:
-        await require_control_identity(self._core, context, method="Build")
         core = self._core
+        await require_control_identity(core, context, method="Build")
+        call = grants.Call(
+            action=grants.Action.BUILD,
+            agent=core.config.agent_id,
+            spec_sha256=hashlib.sha256(request.spec_json.encode()).hexdigest(),
+        )
+        await require_grant(core, context, request.grant, call)
         try:
             built = await asyncio.to_thread(
                 lambda: building.build(

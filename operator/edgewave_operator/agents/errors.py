@@ -17,6 +17,7 @@ from edgewave_api.errors import EdgewaveError, PermanentError, TemporaryError
 
 EXPECTED_OFFSET_KEY = "edgewave-expected-offset"
 RETRY_AFTER_KEY = "edgewave-retry-after"
+HIGHEST_SEQUENCE_KEY = "edgewave-highest-sequence"
 
 
 class AgentError(EdgewaveError):
@@ -25,6 +26,8 @@ class AgentError(EdgewaveError):
     code: str = "UNKNOWN"
     agent: str = ""
     call: str = ""
+    # A grant refused as stale: the highest sequence the agent accepted for the model.
+    highest_sequence: int | None = None
 
 
 class AgentUnavailable(AgentError, TemporaryError):
@@ -103,6 +106,9 @@ def from_rpc_error(error: grpc.RpcError, *, agent: str, call: str) -> AgentError
     result.code = code.name
     result.agent = agent
     result.call = call
+    highest = _metadata(error, HIGHEST_SEQUENCE_KEY)
+    if highest is not None and highest.isdigit():
+        result.highest_sequence = int(highest)
     return result
 
 

@@ -73,15 +73,20 @@ class Executor:
         *,
         paths: Mapping[str, Path],
         check: Check,
+        rollout: str,
     ) -> dict[str, str]:
-        """Push and activate each update of `batch`; agent name -> why it failed."""
+        """Push and activate each update of `batch` (for rollout uid `rollout`); agent name ->
+        why it failed."""
         results = await asyncio.gather(
-            *(self._update_one(update, paths=paths, check=check) for update in batch.updates)
+            *(
+                self._update_one(update, paths=paths, check=check, rollout=rollout)
+                for update in batch.updates
+            )
         )
         return {agent: why for agent, why in results if why is not None}
 
     async def _update_one(
-        self, update: stepping.Update, *, paths: Mapping[str, Path], check: Check
+        self, update: stepping.Update, *, paths: Mapping[str, Path], check: Check, rollout: str
     ) -> tuple[str, str | None]:
         agent = update.agent
         async with self._limit:
@@ -103,6 +108,7 @@ class Executor:
                     version=update.version,
                     digest=engine.digest,
                     backend=describing.runtime_of(engine.backend),
+                    rollout=rollout,
                     deadline_seconds=self._settings.activate_timeout_seconds,
                 )
             except PermanentError as error:
@@ -216,12 +222,16 @@ class Executor:
 
     # -- revert ------------------------------------------------------------------------
 
-    async def revert(self, batch: stepping.RevertBatch) -> dict[str, str]:
+    async def revert(self, batch: stepping.RevertBatch, *, rollout: str) -> dict[str, str]:
         """Bring each agent back to its previous version; agent name -> why not."""
-        results = await asyncio.gather(*(self._revert_one(r) for r in batch.reverts))
+        results = await asyncio.gather(
+            *(self._revert_one(r, rollout=rollout) for r in batch.reverts)
+        )
         return {agent: why for agent, why in results if why is not None}
 
-    async def _revert_one(self, revert: rollbacks.Revert) -> tuple[str, str | None]:
+    async def _revert_one(
+        self, revert: rollbacks.Revert, *, rollout: str
+    ) -> tuple[str, str | None]:
         agent = revert.agent
         async with self._limit:
             live = self._inventory.live.get(agent)
@@ -230,18 +240,19 @@ class Executor:
             try:
                 client = await self._inventory.client(agent)
                 if target is not None and target.state is edgeagent.HeldModelState.STANDBY:
-                    await client.rollback(revert.model)
+                    await client.rollback(revert.model, rollout=rollout)
                 elif target is not None:
                     await client.activate(
                         model=revert.model,
                         version=target.version,
                         digest=parsing.bare(target.digest),
                         backend=describing.runtime_of(target.backend.value),
+                        rollout=rollout,
                         deadline_seconds=self._settings.activate_timeout_seconds,
                     )
                 else:
                     # Nothing ran before this rollout: take the model off the agent again.
-                    await client.remove_model(revert.model)
+                    await client.remove_model(revert.model, rollout=rollout)
             except EdgewaveError as error:
                 log.warning("rollback of %s failed: %s", agent, error, extra={"agent": agent})
                 return agent, str(error)
@@ -252,17 +263,21 @@ class Executor:
 
     # -- evict -------------------------------------------------------------------------
 
-    async def evict(self, evictions: Sequence[residency.Eviction]) -> dict[str, str]:
+    async def evict(
+        self, evictions: Sequence[residency.Eviction], *, rollout: str
+    ) -> dict[str, str]:
         """Remove every listed version from each agent; agent name -> why not (yet)."""
-        results = await asyncio.gather(*(self._evict_one(e) for e in evictions))
+        results = await asyncio.gather(*(self._evict_one(e, rollout=rollout) for e in evictions))
         return {agent: why for agent, why in results if why is not None}
 
-    async def _evict_one(self, eviction: residency.Eviction) -> tuple[str, str | None]:
+    async def _evict_one(
+        self, eviction: residency.Eviction, *, rollout: str
+    ) -> tuple[str, str | None]:
         agent = eviction.agent
-        problem = await self.remove_model(agent, model=eviction.model)
+        problem = await self.remove_model(agent, model=eviction.model, rollout=rollout)
         return agent, str(problem) if problem is not None else None
 
-    async def remove_model(self, agent: str, *, model: str) -> EdgewaveError | None:
+    async def remove_model(self, agent: str, *, model: str, rollout: str) -> EdgewaveError | None:
         """Remove every version of `model` from `agent`: the error, or None when done.
 
         Versions the agent may drop are removed one by one; when the model still serves
@@ -282,9 +297,9 @@ class Executor:
                 client = await self._inventory.client(agent)
                 for version in held:
                     if version.state not in serving:
-                        await client.remove(model, version=version.version)
+                        await client.remove(model, version=version.version, rollout=rollout)
                 if any(version.state in serving for version in held):
-                    await client.remove_model(model)
+                    await client.remove_model(model, rollout=rollout)
             except EdgewaveError as error:
                 log.warning("removing %s from %s: %s", model, agent, error, extra={"agent": agent})
                 problem = error

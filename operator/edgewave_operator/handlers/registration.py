@@ -178,7 +178,7 @@ async def rollout_deleted(
             if runtime.inventory.view(agent).versions_of(model)
         ]
         for holder in holders:
-            problem = await runtime.executor.remove_model(holder, model=model)
+            problem = await runtime.executor.remove_model(holder, model=model, rollout=uid)
             if problem is not None:
                 problems[holder] = problem
     temporary = [p for p in problems.values() if p.temporary]

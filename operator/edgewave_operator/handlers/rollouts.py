@@ -452,7 +452,7 @@ class RolloutWorker:
             elif isinstance(action, stepping.Observe):
                 jobs.append(self._observe(action, plan=plan))
             else:
-                jobs.append(executor.revert(action))
+                jobs.append(executor.revert(action, rollout=self.uid))
         now = self.runtime.clock()
         due = [
             e
@@ -466,7 +466,7 @@ class RolloutWorker:
         for eviction in due:
             self.eviction_attempts[eviction.agent] = now
         if due:
-            jobs.append(executor.evict(due))
+            jobs.append(executor.evict(due, rollout=self.uid))
         if jobs:
             await asyncio.gather(*jobs)
 
@@ -475,7 +475,7 @@ class RolloutWorker:
     ) -> None:
         with spans.wave(name=batch.wave):
             failures = await self.runtime.executor.update(
-                batch, paths=paths, check=self.check(plan)
+                batch, paths=paths, check=self.check(plan), rollout=self.uid
             )
         if failures and self.current is not None:
             self.current = stepping.record_failures(

@@ -108,10 +108,10 @@ def test_only_the_operator_identity_may_change_an_agent(
                 for call in (
                     lambda: client.push(artifact, attempts=1),
                     lambda: client.activate(
-                        model="m", version="1", digest=digest, backend="onnxruntime"
+                        rollout="r1", model="m", version="1", digest=digest, backend="onnxruntime"
                     ),
-                    lambda: client.rollback("m"),
-                    lambda: client.remove("m", version="1"),
+                    lambda: client.rollback("m", rollout="r1"),
+                    lambda: client.remove("m", rollout="r1", version="1"),
                     lambda: client.build("{}"),
                 ):
                     with pytest.raises(errors.AgentNotAuthorized) as caught:
@@ -121,7 +121,7 @@ def test_only_the_operator_identity_may_change_an_agent(
         async with connect(agent) as operator:
             await operator.push(artifact)
             activated = await operator.activate(
-                model="m", version="1", digest=digest, backend="onnxruntime"
+                rollout="r1", model="m", version="1", digest=digest, backend="onnxruntime"
             )
             assert activated.model.active_version == "1"
 
