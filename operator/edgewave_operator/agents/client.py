@@ -97,6 +97,7 @@ class AgentClient:
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         timeout: float = 30.0,
         name: str | None = None,
+        renew_tls: Callable[[], ClientTls] | None = None,
         agent_id: str | None = None,
         clock: Callable[[], float] = time.time,
         grant_lifetime_ms: int = grants.DEFAULT_LIFETIME_MS,
@@ -110,7 +111,15 @@ class AgentClient:
         # Highest grant sequence known per model (the agent's report, or this client's own).
         self._sequences: dict[str, int] = {}
         self._tls = tls
-        self._channel = open_channel(endpoint, tls=tls)
+        self._renew_tls = renew_tls
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._open(tls)
+        self._signing_key_pem = signing_key_pem
+        self.chunk_bytes = chunk_bytes
+        self.timeout = timeout
+
+    def _open(self, tls: ClientTls | None) -> None:
+        self._channel = open_channel(self.endpoint, tls=tls)
         self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
         # Push, taking data chunks already serialized (Artifact.push_messages) as they are.
         self._push_call: grpc.aio.StreamUnaryMultiCallable[PushMessage, pb.PushResponse]
@@ -119,12 +128,26 @@ class AgentClient:
             request_serializer=_serialize_push_chunk,
             response_deserializer=pb.PushResponse.FromString,
         )
-        self._signing_key_pem = signing_key_pem
-        self.chunk_bytes = chunk_bytes
-        self.timeout = timeout
+
+    def _renewed(self) -> None:
+        """Use the current client certificate: a renewed one gets a new channel, and the
+        old channel closes once its calls finish (at most `timeout` seconds)."""
+        if self._renew_tls is None:
+            return
+        tls = self._renew_tls()
+        if tls == self._tls:
+            return
+        old = self._channel
+        self._tls = tls
+        self._open(tls)
+        task = asyncio.get_running_loop().create_task(old.close(grace=self.timeout))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def close(self) -> None:
         await self._channel.close(grace=None)
+        for task in list(self._retiring):
+            await task
 
     async def __aenter__(self) -> AgentClient:
         return self
@@ -133,6 +156,9 @@ class AgentClient:
         await self.close()
 
     def _translated(self, call: str) -> Any:
+        """Errors of `call` as domain errors; every call goes through here, so this is
+        where a renewed client certificate is picked up."""
+        self._renewed()
         return errors.translated(agent=self.name, call=call)
 
     async def describe(self) -> pb.DescribeResponse:
@@ -420,6 +446,7 @@ class AgentClient:
     ) -> AsyncIterator[pb.StatusUpdate]:
         """Status updates until the caller stops iterating (or the agent goes away)."""
         request = pb.WatchStatusRequest(interval_seconds=interval_seconds, once=once)
+        self._renewed()
         call = self._stub.WatchStatus(request)
         try:
             with self._translated("WatchStatus"):

@@ -123,6 +123,8 @@ class Inventory:
         made = agent_client.AgentClient(
             agent.spec.endpoint,
             tls=tls,
+            # The operator's own certificate is renewed as it ages; a Secret's is not ours.
+            renew_tls=self._own_tls if tls and agent.spec.tls_secret_ref is None else None,
             signing_key_pem=self._trust.signing_key.private_pem,
             chunk_bytes=self._settings.push_chunk_bytes,
             timeout=self._settings.rpc_timeout_seconds,
@@ -134,12 +136,19 @@ class Inventory:
     async def _tls(self, agent: edgeagent.EdgeAgent) -> agent_client.ClientTls | None:
         if self._settings.insecure_agents:
             return None
-        credentials = self._trust.credentials
         ref = agent.spec.tls_secret_ref
-        if ref is not None:
-            credentials = await certs.from_secret_ref(
-                self._api, namespace=ref.namespace, name=ref.name
-            )
+        if ref is None:
+            return self._own_tls()
+        credentials = await certs.from_secret_ref(self._api, namespace=ref.namespace, name=ref.name)
+        return agent_client.ClientTls(
+            ca_pem=credentials.ca_pem,
+            cert_pem=credentials.client.cert_pem,
+            key_pem=credentials.client.key_pem,
+        )
+
+    def _own_tls(self) -> agent_client.ClientTls:
+        """The operator's CA and its client certificate as of now (renewed when due)."""
+        credentials = self._trust.credentials
         return agent_client.ClientTls(
             ca_pem=credentials.ca_pem,
             cert_pem=credentials.client.cert_pem,
