@@ -151,6 +151,12 @@ class GrantRefused(AgentError, PermanentError):
         self.highest_sequence = highest_sequence
 
 
+class TooManyStreams(AgentError, TemporaryError):
+    """Every WatchStatus stream the agent allows is open."""
+
+    status = "RESOURCE_EXHAUSTED"
+
+
 class AgentStarting(AgentError, TemporaryError):
     """The agent is still loading its active models after a restart."""
 

@@ -92,10 +92,14 @@ def peer_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> bytes | Non
 
 
 async def require_control_identity(
-    core: AgentCore, context: grpc.aio.ServicerContext[Any, Any], *, method: str
+    core: AgentCore,
+    context: grpc.aio.ServicerContext[Any, Any],
+    *,
+    method: str,
+    ready: bool = True,
 ) -> None:
     """Mutating calls need the operator's (or a gateway's) identity, checked in
-    `authorizing`, and an agent that has finished restoring its models."""
+    `authorizing`, and (with `ready`) an agent that has finished restoring its models."""
     if not core.insecure:
         try:
             authorizing.control_caller(
@@ -105,7 +109,7 @@ async def require_control_identity(
             )
         except errors.AgentError as error:
             await abort_with(context, error)
-    if not core.serving.ready:
+    if ready and not core.serving.ready:
         await abort_with(
             context,
             errors.AgentStarting(
@@ -128,6 +132,19 @@ async def require_grant(
         )
     except errors.AgentError as error:
         await abort_with(context, error)
+
+
+def may_read_fleet_state(core: AgentCore, context: grpc.aio.ServicerContext[Any, Any]) -> bool:
+    """Whether the caller may see more than inference clients need (see `authorizing`)."""
+    return core.insecure or authorizing.may_read_fleet_state(
+        peer_certificate(context), trust_domain=core.config.tls.trust_domain
+    )
+
+
+def watch_interval(requested: float, *, default: float, minimum: float) -> float:
+    """Seconds between WatchStatus updates: the caller's (or the default), never below
+    `minimum`."""
+    return max(requested if requested > 0 else default, minimum)
 
 
 def _health(health: stats.Health) -> pb.HealthMetrics:
@@ -188,12 +205,27 @@ def _as_agent_error(
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, core: AgentCore) -> None:
         self._core = core
+        # WatchStatus streams open now (one event loop: no lock needed).
+        self._streams = 0
 
     async def Describe(
         self, request: pb.DescribeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.DescribeResponse:
         core = self._core
         config = core.config
+        if not may_read_fleet_state(core, context):
+            # An inference client (serving port, no certificate): what it may call, no more.
+            served = await asyncio.to_thread(core.serving.views)
+            return pb.DescribeResponse(
+                agent_id=config.agent_id,
+                models=[
+                    pb.ModelStatus(
+                        model=v.model, active_version=v.active.version, backend=v.active.backend
+                    )
+                    for v in served
+                    if v.active is not None
+                ],
+            )
         artifacts, used, free, views = await asyncio.to_thread(
             lambda: (
                 core.store.artifacts(),
@@ -233,6 +265,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Stat(
         self, request: pb.StatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.StatResponse:
+        await require_control_identity(self._core, context, method="Stat", ready=False)
         try:
             stat = await asyncio.to_thread(self._core.store.stat, request.digest)
         except errors.AgentError as error:
@@ -384,13 +417,31 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def WatchStatus(
         self, request: pb.WatchStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StatusUpdate]:
-        interval = request.interval_seconds or self._core.config.status_interval_seconds
-        interval = max(interval, 0.05)
-        while True:
-            yield await asyncio.to_thread(self.status_update)
-            if request.once:
-                return
-            await asyncio.sleep(interval)
+        config = self._core.config
+        await require_control_identity(self._core, context, method="WatchStatus", ready=False)
+        if self._streams >= config.max_status_streams:
+            await abort_with(
+                context,
+                errors.TooManyStreams(
+                    f"WatchStatus refused: {self._streams} streams are open, the most this agent"
+                    " serves (max_status_streams); close one or retry later",
+                    retry_after=5.0,
+                ),
+            )
+        interval = watch_interval(
+            request.interval_seconds,
+            default=config.status_interval_seconds,
+            minimum=config.status_min_interval_seconds,
+        )
+        self._streams += 1
+        try:
+            while True:
+                yield await asyncio.to_thread(self.status_update)
+                if request.once:
+                    return
+                await asyncio.sleep(interval)
+        finally:
+            self._streams -= 1
 
     async def Build(
         self, request: pb.BuildRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -141,6 +141,9 @@ class AgentConfig(_Section):
     port_file: Path | None = None
     gpus: tuple[GpuOverride, ...] | None = None
     status_interval_seconds: float = Field(default=5.0, gt=0)
+    # WatchStatus: no stream updates faster than this, and at most this many streams at once.
+    status_min_interval_seconds: float = Field(default=0.1, gt=0)
+    max_status_streams: int = Field(default=16, ge=1)
     health_window_seconds: float = Field(default=60.0, gt=0)
     # Keep the previous version loaded (instant rollback) or only on disk (half the memory).
     keep_previous_loaded: bool = True

@@ -219,7 +219,7 @@ def test_watch_status_reports_requests_and_errors(
             _infer(agent, agent_pki)
 
     async def watch() -> pb.ModelStatus:
-        async with connect(agent, with_cert=False) as reader:
+        async with connect(agent) as reader:
             async for update in reader.watch_status(interval_seconds=0.1):
                 (model,) = update.models
                 if model.health.requests >= 3:

@@ -421,6 +421,95 @@ RESTRICTED_WORKLOADS = [
 ]
 
 
+def test_network_policies_admit_only_whom_they_name(
+    kube: clusters.DevCluster, namespace: str, crds: list[str], helm: Helm
+) -> None:
+    operator = helm.render(
+        OPERATOR,
+        namespace=namespace,
+        values={
+            "networkPolicy": {
+                "enabled": True,
+                "apiServerCidrs": ["10.0.0.0/24", "fd00::/64"],
+                "metricsNamespace": "observability",
+            }
+        },
+    )
+    agent = helm.render(
+        AGENT,
+        namespace=namespace,
+        files=(AGENT_TEST_VALUES,),
+        values={
+            "ports": {"control": 7000, "serving": 7001},
+            "networkPolicy": {
+                "enabled": True,
+                "serving": {"from": [{"ipBlock": {"cidr": "192.168.0.0/16"}}]},
+            },
+        },
+    )
+    policies = [find(operator, "NetworkPolicy"), find(agent, "NetworkPolicy")]
+    result = dry_run(kube, policies)
+    assert result.returncode == 0, result.stderr
+    webhook_rule, metrics_rule, health_rule = policies[0]["spec"]["ingress"]
+    assert webhook_rule == {
+        "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}, {"ipBlock": {"cidr": "fd00::/64"}}],
+        "ports": [{"port": 9443, "protocol": "TCP"}],
+    }
+    assert metrics_rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}
+    ]
+    assert "from" not in health_rule and health_rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    control_rule, serving_rule = policies[1]["spec"]["ingress"]
+    assert control_rule == {
+        "from": [
+            {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": "edgewave-system"}
+                }
+            }
+        ],
+        "ports": [{"port": 7000, "protocol": "TCP"}],
+    }
+    assert serving_rule == {
+        "ports": [{"port": 7001, "protocol": "TCP"}],
+        "from": [{"ipBlock": {"cidr": "192.168.0.0/16"}}],
+    }
+    assert all(p["spec"]["policyTypes"] == ["Ingress"] for p in policies)
+    # Off by default: nothing is rendered.
+    assert not [
+        o for o in helm.render(OPERATOR, namespace=namespace) if o["kind"] == "NetworkPolicy"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("chart", "values", "complaint"),
+    [
+        (
+            OPERATOR,
+            {"networkPolicy": {"enabled": True}},
+            "networkPolicy.apiServerCidrs is required",
+        ),
+        (
+            AGENT,
+            {"networkPolicy": {"enabled": True, "control": {"from": []}}},
+            "networkPolicy.control.from must name who may reach",
+        ),
+        (
+            OPERATOR,
+            {"networkPolicy": {"enabled": True, "apiServerCidrs": ["apiserver"]}},
+            "don't meet the specifications of the schema",
+        ),
+    ],
+)
+def test_network_policies_never_admit_everyone_by_omission(
+    helm: Helm, chart: Path, values: Mapping[str, Any], complaint: str
+) -> None:
+    files = (AGENT_TEST_VALUES,) if chart == AGENT else ()
+    result = helm.template(chart, namespace="edgewave", values=values, files=files)
+    assert result.returncode != 0
+    assert complaint in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("workload", RESTRICTED_WORKLOADS)
 def test_pod_meets_the_restricted_pod_security_profile(
     kube: clusters.DevCluster, namespace: str, helm: Helm, workload: Workload
