@@ -111,7 +111,12 @@ def _new_signing_key() -> dict[str, bytes]:
 
 
 async def load(
-    api: client.ApiClient, *, namespace: str, ca_secret: str, signing_secret: str
+    api: client.ApiClient,
+    *,
+    namespace: str,
+    ca_secret: str,
+    signing_secret: str,
+    trust_domain: str = identities.DEFAULT_TRUST_DOMAIN,
 ) -> TrustMaterial:
     """Read (or create once) the CA and signing key; issue this process's client cert
     (renewed by `ClientCertificate` as it ages)."""
@@ -125,7 +130,7 @@ async def load(
     return TrustMaterial(
         ca=ca,
         ca_pem=ca_data.get("ca.crt", ca.cert_pem),
-        client_certificate=ClientCertificate(ca),
+        client_certificate=ClientCertificate(ca, trust_domain=trust_domain),
         signing_key=signing.SigningKey(
             private_pem=key_data["ed25519.key"], public_pem=key_data["ed25519.pub"]
         ),

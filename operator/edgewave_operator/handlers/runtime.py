@@ -72,6 +72,7 @@ class Runtime:
             namespace=settings.namespace,
             ca_secret=settings.ca_secret,
             signing_secret=settings.signing_secret,
+            trust_domain=settings.trust_domain,
         )
         engine_cache = cache.EngineCache(settings.cache_dir / "engines")
         compiler = compiling.Compiler(engine_cache, max_workers=settings.max_build_workers)
