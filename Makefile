@@ -6,16 +6,16 @@ SHELL := /bin/bash
 
 UV := $(shell tools/bootstrap.sh)
 RUN := $(UV) run --frozen --no-sync
-PY_SOURCES := api compiler operator edge-agent proto tests e2e bench tools/*.py
+PY_SOURCES := api compiler operator edge-agent gateway proto tests e2e bench tools/*.py
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 
-.PHONY: help install controlplane helm generate verify fmt lint typecheck test unit integration demo bench clean
+.PHONY: help install controlplane helm healthcheck kube-score browser generate verify fmt lint typecheck test unit integration demo bench clean
 
 help:
 	@echo "make demo   - start the local control plane, operator and edge agents, roll out a model (ARGS=--keep leaves it running)"
 	@echo "make test   - install everything, then lint, type-check and run every test"
-	@echo "make install | controlplane | helm | generate | verify | fmt | lint | typecheck | unit | integration | bench"
+	@echo "make install | controlplane | helm | healthcheck | kube-score | browser | generate | verify | fmt | lint | typecheck | unit | integration | bench"
 
 install: .venv/.synced
 
@@ -29,6 +29,17 @@ controlplane:
 
 helm:
 	@tools/helm/build.sh >/dev/null
+
+# kstatus + Flux's CEL health check (tests/integration/gitops) and the chart linter.
+healthcheck:
+	@tools/healthcheck/build.sh >/dev/null
+
+kube-score:
+	@tools/kube-score/build.sh >/dev/null
+
+# Debian's chromium, for the dashboard's browser test (apt-get, once per machine).
+browser:
+	@tools/browser/install.sh >/dev/null
 
 generate: install
 	$(RUN) python -m tools.generate
@@ -46,15 +57,15 @@ lint: install
 	$(RUN) lint-imports
 
 typecheck: install
-	$(RUN) mypy api compiler operator edge-agent
+	$(RUN) mypy api compiler operator edge-agent gateway
 
 unit: install
 	$(RUN) pytest tests/unit
 
-integration: install controlplane helm
+integration: install controlplane helm healthcheck kube-score browser
 	$(RUN) pytest tests/integration e2e
 
-test: install controlplane helm verify lint typecheck
+test: install controlplane helm healthcheck kube-score browser verify lint typecheck
 	$(RUN) pytest
 
 demo: install controlplane

@@ -193,6 +193,7 @@ def run_one(
         "EDGEWAVE_WATCH_NAMESPACES": json.dumps([run]),
         "EDGEWAVE_IDENTITY": f"bench-{count}",
         "EDGEWAVE_CACHE_DIR": str(workdir / "cache"),
+        "EDGEWAVE_MODEL_ROOT": str(workdir),  # the benchmark's file:// model
         "EDGEWAVE_PROBE_INTERVAL_SECONDS": str(probe_interval),
     }
     log_path = workdir / f"operator-{count}.log"

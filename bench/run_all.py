@@ -16,6 +16,7 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("compile_plan.py", "compile_dedupe"),
     ("push_throughput.py", "push_throughput"),
     ("reconcile_scale.py", "reconcile_scale"),
+    ("fanout.py", "fanout"),
 )
 
 

@@ -1,8 +1,9 @@
 """Generates the Argo CD `argocd-cm` patch that embeds the ModelRollout health check.
 
-The Lua lives in one file (`docs/gitops/argocd-health-modelrollout.lua`), where it is
-readable and tested; Argo CD wants it inline in its ConfigMap. Generating the ConfigMap patch
-from the file means the two can never disagree: `make verify` fails on drift.
+The Lua lives in one file (`docs/gitops/argocd/edgewave.io/ModelRollout/health.lua`, laid out
+as Argo CD's `resource_customizations/` holds it, with `health_test.yaml` and `testdata/`),
+where it is readable and tested; Argo CD wants it inline in its ConfigMap. Generating the
+ConfigMap patch from the file means the two can never disagree: `make verify` fails on drift.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-LUA = "docs/gitops/argocd-health-modelrollout.lua"
-PATCH = "docs/gitops/argocd-cm-patch.yaml"
+LUA = "docs/gitops/argocd/edgewave.io/ModelRollout/health.lua"
+PATCH = "docs/gitops/argocd/argocd-cm-patch.yaml"
 HEALTH_KEY = "resource.customizations.health.edgewave.io_ModelRollout"
 
 _HEADER = f"""\

@@ -6,8 +6,11 @@ operator's integration test runs it under exactly those rules. The chart's
 (`make verify` fails when they do). The chart only ever narrows a rule, never widens one:
 
 - a cluster-wide `secrets` rule (EdgeAgent `spec.tlsSecretRef`, bring-your-own CA) becomes a
-  Role in each namespace of `rbac.tlsSecretNamespaces` (the release namespace is covered by
-  the namespaced rules), instead of every Secret in the cluster;
+  Role in each namespace of `rbac.tlsSecretNamespaces`, instead of every Secret in the
+  cluster, limited to `rbac.tlsSecretNames` when that is set; in the release namespace those
+  names join the operator's own Secrets in the one by-name `get` rule;
+- a namespaced rule naming the operator's own Secrets (`resourceNames`) gets the names the
+  chart configures (`pki.caSecretName`, `pki.signingKeySecretName`);
 - the `namespaces` rule is granted only with `watchNamespaces` (kopf needs it only then);
 - `leases` rules are granted only with `leaderElection.enabled`, and every verb but
   `create` is limited to the operator's own Lease by name.
@@ -30,6 +33,11 @@ SOURCE = "operator/edgewave_operator/kube/permissions.py"
 CORE = ""
 # Verbs that cannot be limited by resourceNames: the object does not exist yet, or many are read.
 _UNNAMEABLE = frozenset({"create", "list", "watch", "deletecollection"})
+# The operator's own Secrets (permissions.OWN_SECRETS) -> the chart helper naming each.
+_SECRET_HELPERS = {
+    "edgewave-ca": "edgewave-operator.caSecretName",
+    "edgewave-signing-key": "edgewave-operator.signingKeySecretName",
+}
 
 
 class UnplaceableRuleError(ValueError):
@@ -69,12 +77,23 @@ def _when(condition: str, body: str) -> str:
     return f"  {{{{- if {condition} }}}}\n{body}  {{{{- end }}}}\n"
 
 
+def _agent_tls_rule(rule: Mapping[str, Any]) -> str:
+    """The agent-TLS rule, limited to `rbac.tlsSecretNames` when that is set."""
+    group, resources, verbs = _rule(rule).splitlines(keepends=True)
+    names = (
+        "    {{- with $.Values.rbac.tlsSecretNames }}\n"
+        "    resourceNames: {{ toJson . }}\n"
+        "    {{- end }}\n"
+    )
+    return group + resources + names + verbs
+
+
 def _cluster_rules(rules: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     """(ClusterRole rules, rules for each rbac.tlsSecretNamespaces Role)."""
     cluster, agent_tls = "", ""
     for rule in rules:
         if _is(rule, group=CORE, resource="secrets"):
-            agent_tls += _rule(rule)
+            agent_tls += _agent_tls_rule(rule)
         elif _is(rule, group=CORE, resource="namespaces"):
             cluster += _when(".Values.watchNamespaces", _rule(rule))
         else:
@@ -82,10 +101,37 @@ def _cluster_rules(rules: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     return cluster, agent_tls
 
 
+def _named_secrets(rule: Mapping[str, Any]) -> str:
+    """The chart's names for the Secrets a rule names (the permissions module's defaults)."""
+    unnameable = sorted(set(rule["verbs"]) & _UNNAMEABLE)
+    if unnameable:
+        raise UnplaceableRuleError(
+            f"rule {dict(rule)} limits {unnameable} by resourceNames, which Kubernetes cannot"
+            f" do; give those verbs their own rule in {SOURCE}"
+        )
+    names = []
+    for name in rule["resourceNames"]:
+        helper = _SECRET_HELPERS.get(name)
+        if helper is None:
+            raise UnplaceableRuleError(
+                f"rule {dict(rule)} names Secret {name!r}, which the chart does not configure;"
+                f" known: {sorted(_SECRET_HELPERS)}"
+            )
+        names.append(f'{{{{ include "{helper}" . | quote }}}}')
+    # EdgeAgent spec.tlsSecretRef Secrets kept in the release namespace, named in values.
+    agent_tls = "{{ range .Values.rbac.tlsSecretNames }}, {{ . | quote }}{{ end }}"
+    return ", ".join(names) + agent_tls
+
+
 def _namespace_rules(rules: Sequence[Mapping[str, Any]]) -> str:
     """Rules of the Role in the release namespace."""
     out = ""
     for rule in rules:
+        if rule.get("resourceNames") and _is(rule, group=CORE, resource="secrets"):
+            out += _rule(rule, names=_named_secrets(rule))
+            continue
+        if rule.get("resourceNames"):
+            raise UnplaceableRuleError(f"rule {dict(rule)}: the chart names only Secrets")
         if not _is(rule, group="coordination.k8s.io", resource="leases"):
             out += _rule(rule)
             continue

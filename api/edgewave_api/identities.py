@@ -5,12 +5,14 @@ Every Edgewave certificate names one role in one trust domain with a URI SAN:
 `spiffe://<trust-domain>/agent/<name>`. Being signed by the CA says only "one of ours";
 the role says what the holder may do, so an agent's certificate (which the agent also
 needs to present) can never be used to command another agent. Issuers (`pki.issue` callers)
-build the URIs here and verifiers read them here, so the two sides share one vocabulary.
-Pure: parses PEM, touches no file and no network.
+build the URIs here (or issue whole certificates with `issue_agent`, `issue_operator`,
+`issue_gateway`) and verifiers read them here, so the operator, the agents and the gateway
+share one vocabulary. Pure: PEM in, PEM or an `Identity` out; touches no file and no network.
 """
 
 from __future__ import annotations
 
+import datetime
 import enum
 import re
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from edgewave_api import pki
 from edgewave_api.errors import PermanentError
 
 DEFAULT_TRUST_DOMAIN = "edgewave"
@@ -45,6 +48,17 @@ class Identity:
         return f"{self.role}/{self.name}" if self.name else str(self.role)
 
 
+def check_name(name: str) -> str:
+    """`name` if it is a valid gateway or agent name (it becomes a URI path segment,
+    metadata and file names), else IdentityRefused."""
+    if not _NAME.match(name):
+        raise IdentityRefused(
+            f"name {name[:64]!r} must be 1-253 characters of A-Z, a-z, 0-9, '.', '_', '-',"
+            " starting and ending with a letter or digit"
+        )
+    return name
+
+
 def validate_trust_domain(trust_domain: str) -> str:
     if not _TRUST_DOMAIN.match(trust_domain):
         raise IdentityRefused(
@@ -61,7 +75,7 @@ def uri(identity: Identity, *, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> str:
             raise IdentityRefused("the operator identity has no name")
         return f"spiffe://{trust_domain}/operator"
     if not _NAME.match(identity.name):
-        raise IdentityRefused(f"{identity.role} name {identity.name!r} is not a valid name")
+        raise IdentityRefused(f"{identity.role} name {identity.name[:64]!r} is not a valid name")
     return f"spiffe://{trust_domain}/{identity.role}/{identity.name}"
 
 
@@ -121,3 +135,63 @@ def of_client_certificate(cert_pem: bytes, *, trust_domain: str) -> Identity:
             f" spiffe://{trust_domain}/operator (or .../gateway/<name>)"
         )
     return parse_uri(spiffe[0], trust_domain=trust_domain)
+
+
+def issue_agent(
+    ca: pki.KeyPair,
+    *,
+    name: str,
+    dns_names: tuple[str, ...] = ("localhost",),
+    ip_addresses: tuple[str, ...] = ("127.0.0.1",),
+    validity: datetime.timedelta = pki.DEFAULT_VALIDITY,
+    trust_domain: str = DEFAULT_TRUST_DOMAIN,
+) -> pki.KeyPair:
+    """An agent's certificate: it serves (control/serving ports) and dials gateways."""
+    return pki.issue(
+        ca,
+        common_name=check_name(name),
+        dns_names=dns_names,
+        ip_addresses=ip_addresses,
+        uris=(agent(name, trust_domain=trust_domain),),
+        server=True,
+        client=True,
+        validity=validity,
+    )
+
+
+def issue_operator(
+    ca: pki.KeyPair,
+    *,
+    validity: datetime.timedelta,
+    name: str = "edgewave-operator",
+    trust_domain: str = DEFAULT_TRUST_DOMAIN,
+) -> pki.KeyPair:
+    """The operator's client certificate (agents' control ports and gateways)."""
+    return pki.issue(
+        ca,
+        common_name=name,
+        uris=(operator(trust_domain=trust_domain),),
+        client=True,
+        validity=validity,
+    )
+
+
+def issue_gateway(
+    ca: pki.KeyPair,
+    *,
+    name: str,
+    dns_names: tuple[str, ...] = ("localhost",),
+    ip_addresses: tuple[str, ...] = ("127.0.0.1",),
+    validity: datetime.timedelta = pki.DEFAULT_VALIDITY,
+    trust_domain: str = DEFAULT_TRUST_DOMAIN,
+) -> pki.KeyPair:
+    """A gateway's serving certificate, naming `gateway/<name>`: it speaks for no caller."""
+    return pki.issue(
+        ca,
+        common_name=check_name(name),
+        dns_names=dns_names,
+        ip_addresses=ip_addresses,
+        uris=(gateway(name, trust_domain=trust_domain),),
+        server=True,
+        validity=validity,
+    )

@@ -83,6 +83,10 @@ class Default(Marker):
 
     value: Any
 
+    def __hash__(self) -> int:
+        # Inside `X | None` typing hashes its arguments; a dict or list value is not hashable.
+        return hash(repr(self.value))
+
     def schema(self) -> JsonSchemaValue:
         return {"default": copy.deepcopy(self.value)}
 

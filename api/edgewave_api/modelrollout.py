@@ -202,8 +202,8 @@ class Wave(ApiModel):
     """Most agents of the wave updating at once: a count or a percentage (rounded down, at
     least 1)."""
     max_failed: IntOrPercent = 0
-    """Failed activations tolerated before the wave fails: a count or a percentage (rounded
-    down)."""
+    """Failed activations, and agents offline past `unreachableTimeoutSeconds`, tolerated
+    before the wave fails: a count or a percentage (rounded down: 10% of 5 agents is 0)."""
 
 
 _UNIQUE_WAVES = markers.Rule(
@@ -242,6 +242,10 @@ class Strategy(ApiModel):
     """Stop before the next batch; set back to false to resume."""
     progress_deadline_seconds: Annotated[int, Field(ge=1, le=604800)] = 600
     """Most time a wave may take to activate on its agents before the rollout fails."""
+    unreachable_timeout_seconds: Annotated[int, Field(ge=1, le=604800)] = 600
+    """How long a wave waits for an agent that is not connected (from when the wave reached
+    it, or from when the agent went offline if later) before counting it against
+    `maxFailed` as offline. It still receives the version when it reconnects."""
 
     @model_validator(mode="after")
     def _catch_all_last(self) -> Self:
@@ -373,13 +377,19 @@ class WavePhase(enum.StrEnum):
 
 
 class RolloutConditionType(enum.StrEnum):
-    """Condition types a ModelRollout reports."""
+    """Condition types a ModelRollout reports.
+
+    Reconciling and Stalled are kstatus' "abnormal-true" pair (sigs.k8s.io/cli-utils): while
+    Reconciling is True kstatus reads InProgress, while Stalled is True it reads Failed.
+    """
 
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
     COMPILED = "Compiled"
     RESIDENCY_COMPLIANT = "ResidencyCompliant"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
 
 
 class BuildLocation(enum.StrEnum):
@@ -445,7 +455,11 @@ class AgentCounts(ApiModel):
     healthy: Count = 0
     """Updated agents that are healthy."""
     failed: Count = 0
-    """Agents whose push or activation failed."""
+    """Agents whose push or activation failed, or that stayed offline past
+    `unreachableTimeoutSeconds`."""
+    offline: Count = 0
+    """Agents not connected that do not serve the version yet: it is delivered when they
+    reconnect."""
 
 
 class WaveStatus(AgentCounts):
@@ -477,6 +491,9 @@ class RolloutTotals(AgentCounts):
 
     excluded: Count = 0
     """Agents selected by `targets` but not updated (see `exclusions` for why)."""
+    converging: Count = 0
+    """Agents being brought to the version after their wave passed (they reconnected or
+    joined a targeted region later); no wave runs again for them."""
 
 
 class ExclusionSummary(ApiModel):
@@ -493,8 +510,13 @@ class ExclusionSummary(ApiModel):
 class ModelRolloutStatus(ApiModel):
     """What the operator observed and did, as of `observedGeneration`."""
 
-    observed_generation: Annotated[int, Field(ge=0)] | None = None
-    """The `.metadata.generation` this status describes."""
+    observed_generation: Annotated[int, Field(ge=0), markers.Default(0)] | None = None
+    """The `.metadata.generation` this status describes; 0 until the operator has observed one.
+
+    The API server serves 0 before the operator's first status write (this default and the one
+    on `status`), so kstatus and Flux read a rollout nobody has reconciled yet as InProgress
+    rather than Current (see docs/gitops/README.md).
+    """
     phase: RolloutPhase | None = None
     """Pending, Compiling, Progressing, Paused, Succeeded, RollingBack, RolledBack or Failed."""
     message: Annotated[str, Field(max_length=4096)] | None = None
@@ -508,7 +530,8 @@ class ModelRolloutStatus(ApiModel):
     current_wave: DnsLabel | None = None
     """The wave in progress."""
     conditions: Conditions = Field(default_factory=list)
-    """Ready, Progressing, Degraded, Compiled and ResidencyCompliant."""
+    """Ready, Progressing, Degraded, Compiled, ResidencyCompliant, and kstatus' Reconciling
+    (mirrors Progressing) and Stalled (True once the rollout failed or rolled back)."""
     engines: Annotated[list[EngineStatus], markers.ListMap("key")] = Field(default_factory=list)
     """Engines built for this version, one per build target key."""
     waves: Annotated[list[WaveStatus], markers.ListMap("name")] = Field(default_factory=list)
@@ -552,5 +575,5 @@ class ModelRollout(CustomResource):
     """The object's kind."""
     spec: ModelRolloutSpec
     """The desired rollout."""
-    status: ModelRolloutStatus | None = None
-    """The observed state, written by the operator."""
+    status: Annotated[ModelRolloutStatus, markers.Default({})] | None = None
+    """The observed state, written by the operator (served as `{observedGeneration: 0}` before)."""

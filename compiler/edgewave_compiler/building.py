@@ -59,7 +59,7 @@ def build_engine(
         )
     got = intake.sha256_file(model_path)
     if got != key.model_sha256:
-        raise errors.DigestMismatch(uri=str(model_path), expected=key.model_sha256, got=got)
+        raise errors.DigestMismatch(uri=str(model_path), expected=key.model_sha256)
     model = intake.load(model_path)
     info = intake.inspect_model(model, path=model_path, sha256=got)
     log.write(

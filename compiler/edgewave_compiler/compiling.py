@@ -7,6 +7,7 @@ operator. Concurrent requests for one key, in this process or another, share one
 in-process through a shared task, across processes through the cache's per-key file lock.
 Cancelling every waiter of a build (the rollout was superseded or deleted) kills its worker
 process group; the build log (worker stderr included) goes into the engine's metadata.
+Workers start in an empty private working directory (`workdirs`), removed afterwards.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from edgewave_api.errors import EdgewaveError
-from edgewave_compiler import building, cache, errors, intake, keys, worker
+from edgewave_compiler import building, cache, errors, fetching, keys, workdirs, worker
 
 LOCK_POLL_SECONDS = 0.05
 
@@ -34,8 +36,10 @@ class Compiler:
         max_workers: int = 2,
         build_timeout_s: float | None = None,
         python: str = sys.executable,
+        fetch_policy: fetching.FetchPolicy | None = None,
     ) -> None:
         self.cache = engine_cache
+        self.fetch_policy = fetch_policy or fetching.FetchPolicy()
         self.python = python
         self.build_timeout_s = build_timeout_s
         self._slots = asyncio.Semaphore(max_workers)
@@ -83,11 +87,31 @@ class Compiler:
             await asyncio.to_thread(self.cache.add_ref, key, rollout_uid)
         return record
 
-    async def fetch_model(self, uri: str, *, sha256: str) -> Path:
-        """The verified model file for `uri`, downloaded once into the cache's models folder."""
-        return await asyncio.to_thread(
-            intake.fetch, uri, sha256=sha256, dest_dir=self.cache.root / "models"
+    async def fetch_model(self, uri: str, *, sha256: str, dest_dir: Path | None = None) -> Path:
+        """The verified model file for `uri`, downloaded once (within `fetch_policy`) into
+        `dest_dir` (default: the cache's models folder).
+
+        Cancelling the caller (the rollout was superseded or deleted) stops the download at
+        its next chunk and removes what it wrote; this returns once the download thread ended.
+        """
+        cancel = threading.Event()
+        download = asyncio.ensure_future(
+            asyncio.to_thread(
+                fetching.fetch,
+                uri,
+                sha256=sha256,
+                dest_dir=dest_dir or self.cache.root / "models",
+                policy=self.fetch_policy,
+                cancel=cancel,
+            )
         )
+        try:
+            return await asyncio.shield(download)
+        except asyncio.CancelledError:
+            cancel.set()
+            with contextlib.suppress(EdgewaveError, asyncio.CancelledError):
+                await download
+            raise
 
     def _release_waiter(self, digest: str) -> int:
         left = self._waiters.get(digest, 0) - 1
@@ -132,11 +156,13 @@ class Compiler:
     async def _run_worker(
         self, *, key: keys.BuildKey, model_path: Path, out_dir: Path
     ) -> building.BuildOutput:
-        request = {
-            "key": key.model_dump(mode="json"),
-            "model_path": str(model_path),
-            "out_dir": str(out_dir),
-        }
+        request = worker_request(key=key, model_path=model_path, out_dir=out_dir)
+        with workdirs.private_dir() as cwd:
+            return await self._run_worker_in(key=key, request=request, cwd=cwd)
+
+    async def _run_worker_in(
+        self, *, key: keys.BuildKey, request: dict[str, object], cwd: Path
+    ) -> building.BuildOutput:
         process = await asyncio.create_subprocess_exec(
             self.python,
             "-m",
@@ -145,6 +171,7 @@ class Compiler:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            cwd=cwd,
         )
         self.workers_started += 1
         self._processes.add(process)
@@ -184,6 +211,15 @@ class Compiler:
     def running_workers(self) -> tuple[int, ...]:
         """PIDs of build workers running now."""
         return tuple(p.pid for p in self._processes if p.returncode is None)
+
+
+def worker_request(*, key: keys.BuildKey, model_path: Path, out_dir: Path) -> dict[str, object]:
+    """The worker's JSON request; absolute paths, since the worker starts elsewhere."""
+    return {
+        "key": key.model_dump(mode="json"),
+        "model_path": str(model_path.resolve()),
+        "out_dir": str(out_dir.resolve()),
+    }
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "MissingShapeProfile",
     "ModelFetchError",
     "ModelNotFound",
+    "ModelTooLarge",
     "PermanentError",
     "TemporaryError",
     "UnsupportedOperator",
@@ -45,13 +46,19 @@ class UnsupportedUri(PermanentError):
 class DigestMismatch(PermanentError):
     """The fetched bytes are not the model the spec names."""
 
-    def __init__(self, *, uri: str, expected: str, got: str) -> None:
+    def __init__(self, *, uri: str, expected: str) -> None:
+        # Never the digest of what arrived: echoed into a status anyone may read, it would be
+        # an oracle for the content of any file or URL the fetcher can reach.
         super().__init__(
-            f"model {uri} has sha256 {got} but spec.model.sha256 is {expected}: set sha256 to the"
-            " digest of the intended file (`sha256sum MODEL.onnx`) or point uri at the right file"
+            f"model {uri} does not have the sha256 spec.model.sha256 names ({expected}): set"
+            " sha256 to the digest of the intended file (`sha256sum MODEL.onnx`) or point uri"
+            " at the right file"
         )
         self.expected = expected
-        self.got = got
+
+
+class ModelTooLarge(PermanentError):
+    """The model is over the fetch size limit."""
 
 
 class InvalidModel(PermanentError):

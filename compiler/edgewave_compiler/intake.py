@@ -1,9 +1,10 @@
-"""Model intake: fetch a model by URI, verify its sha256 first, then load and check it.
+"""Model intake: load and check a model whose sha256 was verified when it was fetched.
 
-Nothing parses a byte before the digest matches the spec, so a wrong or tampered file is
-refused as such rather than surfacing as a confusing parse error. Fetched models land in a
-content-addressed directory (`<sha256>.onnx`), written through a temporary file and a
-rename, so a second rollout of the same model downloads nothing.
+Nothing parses a byte before the digest matches the spec (`fetching` verifies it while it
+streams the model into a content-addressed directory), so a wrong or tampered file is
+refused as such rather than surfacing as a confusing parse error. `load` refuses a model
+any tensor of which names an external file (`externaldata`): a model never makes Edgewave
+read a file.
 
 `inspect` runs the ONNX checker and shape inference and lists inputs and outputs with their
 dtypes and dynamic dimensions; `check_profiles` says which dynamic input lacks a profile.
@@ -11,28 +12,21 @@ dtypes and dynamic dimensions; `check_profiles` says which dynamic input lacks a
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import http.client
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import onnx
 import onnx.checker
 import onnx.defs
-import onnx.external_data_helper
 import onnx.shape_inference
 from google.protobuf.message import DecodeError
 
-from edgewave_compiler import errors, keys
+from edgewave_compiler import errors, externaldata, keys
 
 CHUNK_BYTES = 1 << 20
 MIN_OPSET = 9
@@ -97,89 +91,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def _open_source(uri: str, *, timeout: float) -> Iterator[tuple[BinaryIO, int | None]]:
-    """A readable stream for `uri` and its declared length, with errors classified."""
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        path = Path(urllib.request.url2pathname(parsed.path) if parsed.scheme else uri)
-        try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            raise errors.ModelNotFound(
-                f"model file {path} does not exist: fix spec.model.uri or copy the model there"
-            ) from None
-        except OSError as error:
-            raise errors.ModelNotFound(f"cannot read model file {path}: {error.strerror}") from None
-        with handle:
-            yield handle, path.stat().st_size
-        return
-    if parsed.scheme not in ("http", "https"):
-        raise errors.UnsupportedUri(
-            f"cannot fetch {uri}: scheme {parsed.scheme!r} is not supported; use file://, http://"
-            " or https://"
-        )
-    request = urllib.request.Request(uri, headers={"User-Agent": "edgewave-compiler"})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as error:
-        error.close()
-        if error.code in (401, 403, 404, 410):
-            raise errors.ModelNotFound(
-                f"fetching {uri} failed with HTTP {error.code} {error.reason}: fix spec.model.uri"
-                " or make the model readable by the operator"
-            ) from None
-        raise errors.ModelFetchError(
-            f"fetching {uri} failed with HTTP {error.code} {error.reason}; will retry",
-            retry_after=30.0,
-        ) from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-        reason = getattr(error, "reason", error)
-        raise errors.ModelFetchError(
-            f"cannot reach {uri} ({reason}); will retry. Check the URL and the network"
-        ) from None
-    with response:
-        length = response.headers.get("Content-Length")
-        yield response, int(length) if length and length.isdigit() else None
-
-
-def fetch(uri: str, *, sha256: str, dest_dir: Path, timeout: float = 60.0) -> Path:
-    """Stream `uri` into `dest_dir/<sha256>.onnx`, refusing it unless the digest matches."""
-    expected = sha256.lower()
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    final = dest_dir / f"{expected}.onnx"
-    if final.exists():
-        return final
-    digest = hashlib.sha256()
-    received = 0
-    fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=".fetch-", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, _open_source(uri, timeout=timeout) as (source, length):
-            try:
-                for chunk in iter(lambda: source.read(CHUNK_BYTES), b""):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    received += len(chunk)
-            except (TimeoutError, http.client.HTTPException, ConnectionError, OSError) as error:
-                raise errors.ModelFetchError(
-                    f"download of {uri} broke after {received} bytes ({error}); will retry"
-                ) from None
-            if length is not None and received < length:
-                raise errors.ModelFetchError(
-                    f"download of {uri} ended after {received} of {length} bytes; will retry"
-                )
-            out.flush()
-            os.fsync(out.fileno())
-        got = digest.hexdigest()
-        if got != expected:
-            raise errors.DigestMismatch(uri=uri, expected=expected, got=got)
-        tmp.replace(final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
-
-
 def _dims(value_info: onnx.ValueInfoProto) -> tuple[Dim, ...]:
     tensor_type = value_info.type.tensor_type
     if not tensor_type.HasField("shape"):
@@ -221,13 +132,23 @@ def load(path: Path) -> onnx.ModelProto:
             f" {model.ir_version}, {len(model.graph.node)} nodes){_sniff(data[:64])}: it is"
             " truncated or not an ONNX model. Re-export it"
         )
-    if any(onnx.external_data_helper.uses_external_data(t) for t in model.graph.initializer):
-        raise errors.InvalidModel(
-            f"{path.name} keeps weights in external data files, which a single uri cannot carry:"
-            " save it with the weights embedded (onnx.save(model, path,"
-            " save_as_external_data=False))"
-        )
+    check_no_external_data(model, name=path.name)
     return model
+
+
+def check_no_external_data(model: onnx.ModelProto, *, name: str) -> None:
+    """Refuse a model any of whose tensors names an external file (see `externaldata`).
+
+    Called on every parse, before the checker, shape inference or a backend sees the model:
+    each of those would resolve the path against the working directory and read the file.
+    """
+    found = externaldata.find(model)
+    if found is not None:
+        raise errors.InvalidModel(
+            f"{name}: {found.describe()}; Edgewave never reads files a model names, and a"
+            " single uri cannot carry them: save the model with every tensor embedded"
+            " (onnx.save(model, path, save_as_external_data=False))"
+        )
 
 
 def _default_opset(model: onnx.ModelProto) -> int:

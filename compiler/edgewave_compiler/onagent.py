@@ -7,7 +7,9 @@ agent's local toolchain and reports the engine's digest; the operator records it
 `EngineCache.record_agent_build`, so the engine record says which agent built it.
 
 By default the build runs in a child process (the same worker the operator uses): a
-toolchain crash cannot take the agent down, and a timeout kills the build.
+toolchain crash cannot take the agent down, and a timeout kills the build. Either way the
+build runs in an empty private working directory (`workdirs`); `isolated=False` changes this
+process's working directory for the build, so it is for tests and single-threaded tools only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgewave_compiler import building, compiling, errors, intake, keys
+from edgewave_compiler import building, compiling, errors, intake, keys, workdirs
 
 BuildSpec = keys.BuildSpec
 
@@ -42,19 +44,19 @@ class BuildResult:
 def _run_isolated(
     *, spec: BuildSpec, onnx_path: Path, workdir: Path, timeout_s: float | None
 ) -> building.BuildOutput:
-    request = {
-        "key": spec.model_dump(mode="json"),
-        "model_path": str(onnx_path),
-        "out_dir": str(workdir),
-    }
-    with subprocess.Popen(
-        [sys.executable, "-m", "edgewave_compiler.worker"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        text=True,
-    ) as process:
+    request = compiling.worker_request(key=spec, model_path=onnx_path, out_dir=workdir)
+    with (
+        workdirs.private_dir() as cwd,
+        subprocess.Popen(
+            [sys.executable, "-m", "edgewave_compiler.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            text=True,
+            cwd=cwd,
+        ) as process,
+    ):
         try:
             stdout, stderr = process.communicate(json.dumps(request), timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -88,12 +90,15 @@ def build_on_agent(
     """
     got = intake.sha256_file(onnx_path)
     if got != spec.model_sha256:
-        raise errors.DigestMismatch(uri=str(onnx_path), expected=spec.model_sha256, got=got)
+        raise errors.DigestMismatch(uri=str(onnx_path), expected=spec.model_sha256)
     workdir.mkdir(parents=True, exist_ok=True)
     if isolated:
         output = _run_isolated(spec=spec, onnx_path=onnx_path, workdir=workdir, timeout_s=timeout_s)
     else:
-        output = building.build_engine(key=spec, model_path=onnx_path, out_dir=workdir)
+        with workdirs.inside_private_dir():
+            output = building.build_engine(
+                key=spec, model_path=onnx_path.resolve(), out_dir=workdir.resolve()
+            )
     return BuildResult(
         engine_path=output.artifact,
         digest=output.digest,

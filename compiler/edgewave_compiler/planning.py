@@ -365,3 +365,23 @@ def plan_builds(
         )
     )
     return BuildPlan(assignments=assignments, builds=builds, unservable=unservable)
+
+
+def plan_rollout(
+    spec: modelrollout.ModelRolloutSpec,
+    *,
+    statuses: Mapping[str, edgeagent.EdgeAgentStatus | None],
+    builders: Sequence[CentralBuilder],
+    options: PlanOptions = PlanOptions(),
+) -> BuildPlan:
+    """The builds a ModelRollout needs for agents reporting `statuses` (name -> status).
+
+    The one derivation of platforms and build request from API objects, used by the
+    operator (`edgewave_operator.compiling.engines`) and by `edgewave plan`.
+    """
+    return plan_builds(
+        targets={name: platform_from_agent(status) for name, status in statuses.items()},
+        request=request_from_rollout(spec),
+        builders=builders,
+        options=options,
+    )

@@ -3,7 +3,8 @@
 `python -m edgewave_compiler.worker` reads one JSON request on stdin (`key`, `model_path`,
 `out_dir`), runs `building.build_engine` and writes one JSON line on stdout: the output, or
 the typed error. Toolchains that log from native code write to stderr, which the caller
-captures into the build log. Killing the process group cancels the build.
+captures into the build log. Killing the process group cancels the build. The worker runs in
+an empty private working directory (`workdirs`), so no relative path resolves to a file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import traceback
 from pathlib import Path
 
 from edgewave_api.errors import EdgewaveError
-from edgewave_compiler import building, errors, keys
+from edgewave_compiler import building, errors, keys, workdirs
 
 RESULT_PREFIX = "EDGEWAVE-BUILD-RESULT "
 
@@ -49,7 +50,10 @@ def run(request: dict[str, object]) -> dict[str, object]:
 
 def main() -> None:
     request = json.loads(sys.stdin.read())
-    result = run(request)
+    # The caller starts this process in an empty private directory already; moving into a
+    # fresh one here keeps a worker started by hand (or by an older caller) just as safe.
+    with workdirs.inside_private_dir():
+        result = run(request)
     sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
     sys.stdout.flush()
 

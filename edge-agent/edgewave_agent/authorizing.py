@@ -2,12 +2,15 @@
 
 Being signed by the operator's CA is not enough: every certificate of the fleet is, agents'
 own included. A mutating call must come from a client certificate that names the operator
-(`spiffe://<trust-domain>/operator`) or a gateway relaying for it
-(`spiffe://<trust-domain>/gateway/<name>`), issued for clientAuth; an agent's certificate,
-one without a role, one without an extended key usage or one of another trust domain is
-refused. Read-only calls that show more than inference clients need go through the same
-rule (`may_read_fleet_state`). Pure: takes the verified peer certificate's PEM (the TLS
-stack checked its chain), imports no grpc; the servicer asks it once per call.
+(`spiffe://<trust-domain>/operator`), issued for clientAuth; an agent's certificate, a
+gateway's (`gateway/<name>`: it relays the operator's calls, it does not command), one
+without a role, one without an extended key usage or one of another trust domain is refused.
+In gateway mode the certificate checked is the caller's as the gateway relays it
+(`gatewaytrust`), so the rule is the same end to end, and the operator's signed grants
+(`serving.granting`) keep a gateway from forging the operator's intent. Read-only calls
+that show more than inference clients need go through the same rule
+(`may_read_fleet_state`). Pure: takes the verified peer certificate's PEM (the TLS stack
+checked its chain), imports no grpc; the servicer asks it once per call.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ from edgewave_agent import errors
 from edgewave_api import identities
 
 # Roles that may command an agent.
-CONTROL_ROLES = frozenset({identities.Role.OPERATOR, identities.Role.GATEWAY})
+CONTROL_ROLES = frozenset({identities.Role.OPERATOR})
 
 
 def control_caller(
     peer_cert_pem: bytes | None, *, trust_domain: str, method: str
 ) -> identities.Identity:
-    """The operator or gateway identity behind a call; refused for anyone else."""
+    """The operator identity behind a call; refused for anyone else."""
     if not peer_cert_pem:
         raise errors.Unauthenticated(
             f"{method} changes the agent and needs a client certificate signed by the"
@@ -34,8 +37,8 @@ def control_caller(
         raise errors.PermissionDenied(f"{method} refused: {error}") from None
     if identity.role not in CONTROL_ROLES:
         raise errors.PermissionDenied(
-            f"{method} refused: the caller is {identity}, and only the operator or a gateway"
-            " may command an agent"
+            f"{method} refused: the caller is {identity}, and only the operator may command"
+            " an agent"
         )
     return identity
 

@@ -5,6 +5,12 @@ build key (JSON). This module checks the model is stored, runs the compiler libr
 `build_on_agent` with this node's toolchain (in a child process, so a toolchain crash
 cannot take the agent down), and stores the engine in the content-addressed store so it
 can be activated like a pushed one.
+
+Builds are bounded: at most `MAX_CONCURRENT_BUILDS` run at once on an agent (a build uses
+the whole GPU and much memory; more are refused as busy, to retry), and every build has a
+timeout: the request's, capped at `MAX_BUILD_TIMEOUT_S`, or `DEFAULT_BUILD_TIMEOUT_S`
+when it names none. The build worker runs in an empty private working directory
+(`edgewave_compiler.workdirs`), so no path a model names can resolve to the agent's files.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +27,19 @@ import pydantic
 from edgewave_agent import errors
 from edgewave_agent.store import Store
 from edgewave_api.errors import EdgewaveError
+
+MAX_CONCURRENT_BUILDS = 1
+DEFAULT_BUILD_TIMEOUT_S = 1800.0
+MAX_BUILD_TIMEOUT_S = 4 * 3600.0
+_BUILDS = threading.BoundedSemaphore(MAX_CONCURRENT_BUILDS)
+"""Builds running in this process (one agent per process)."""
+
+
+def build_timeout(requested: float | None) -> float:
+    """The timeout a build runs under: never none, never above the cap. Pure."""
+    if requested is None or requested <= 0:
+        return DEFAULT_BUILD_TIMEOUT_S
+    return min(requested, MAX_BUILD_TIMEOUT_S)
 
 
 @dataclass(frozen=True)
@@ -35,7 +55,25 @@ class Built:
 
 
 def build(*, store: Store, spec_json: str, workdir: Path, timeout_s: float | None) -> Built:
-    """Build the engine `spec_json` describes from its stored ONNX model; blocking."""
+    """Build the engine `spec_json` describes from its stored ONNX model; blocking.
+
+    Refused as busy while `MAX_CONCURRENT_BUILDS` builds run; `timeout_s` is bounded by
+    `build_timeout`.
+    """
+    if not _BUILDS.acquire(blocking=False):
+        raise errors.ActivationBusy(
+            f"this agent is running {MAX_CONCURRENT_BUILDS} build(s) already, its limit:"
+            " retry when it has finished"
+        )
+    try:
+        return _build(
+            store=store, spec_json=spec_json, workdir=workdir, timeout_s=build_timeout(timeout_s)
+        )
+    finally:
+        _BUILDS.release()
+
+
+def _build(*, store: Store, spec_json: str, workdir: Path, timeout_s: float) -> Built:
     try:
         from edgewave_compiler import keys, onagent
     except ImportError as error:
@@ -60,8 +98,8 @@ def build(*, store: Store, spec_json: str, workdir: Path, timeout_s: float | Non
         raise errors.ArtifactMissing(
             f"ONNX model {spec.model_sha256[:12]} is not stored on this agent: push it first"
         )
-    workdir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="build-", dir=workdir))
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="build-", dir=workdir))  # 0700, the engine's home
     try:
         try:
             result = onagent.build_on_agent(

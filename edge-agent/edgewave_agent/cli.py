@@ -42,6 +42,10 @@ def serve(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="plaintext, no client certificates (labs only)")
     ] = False,
+    gateway: Annotated[
+        str | None,
+        typer.Option(help="dial out to this gateway, host:port (mTLS); no control port opens"),
+    ] = None,
     log_level: Annotated[str, typer.Option()] = "INFO",
     log_format: Annotated[str | None, typer.Option(help="text, json or auto")] = None,
     metrics_listen: Annotated[
@@ -65,6 +69,7 @@ def serve(
         "port_file": port_file,
         "listen": {"control": control, "serving": serving},
         "insecure": True if insecure else None,
+        "gateway": {"address": gateway} if gateway else None,
         "telemetry": {
             "log_format": log_format,
             "metrics_listen": metrics_listen,

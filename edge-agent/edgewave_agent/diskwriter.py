@@ -49,7 +49,8 @@ class StagedWriter:
             raise ValueError(f"stage_bytes must be a positive multiple of {BLOCK}")
         self.path = path
         self._stage_bytes = stage_bytes
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # Only the agent's user reads the store (see store.FILE_MODE).
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._direct_fd = -1
         try:
             os.truncate(self._fd, offset)

@@ -3,29 +3,48 @@
 Served under the standard path `/inference.GRPCInferenceService/<Method>` (what tritonclient
 and other KServe clients call) as well as the generated `edgewave.kserve.v2` one; see
 grpc_predict_v2.proto for why the proto package differs.
+
+One request must not stall the agent: ModelInfer arrives as bytes (gRPC's deserializer is
+skipped, it would parse on the event loop) and is parsed, decoded, run and encoded on
+this servicer's own bounded pool of worker threads, never on the event loop nor on the
+threads the agent API uses. Sizes are bounded before work: gRPC refuses messages over
+`inference.max_request_bytes`, `tensors` refuses shapes over `inference.max_elements` and
+outputs over `inference.max_response_bytes`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from edgewave_agent import errors, inventory, tensors
+from edgewave_agent import errors, inferwire, inventory, memory, tensors
 from edgewave_agent.service import AgentCore, abort_with
+from edgewave_agent.settings import InferenceConfig
 from edgewave_proto.kserve.v2 import grpc_predict_v2_pb2 as kserve
-from edgewave_proto.kserve.v2 import grpc_predict_v2_pb2_grpc as kserve_grpc
 
 # The path standard KServe/Triton clients call.
 KSERVE_SERVICE = "inference.GRPCInferenceService"
+# After a request and response this large together, malloc's free pages go back at once.
+_RELEASE_BYTES = 8 << 20
 
 
-class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
+class InferenceServicer:
     """KServe v2 / Open Inference Protocol over the active models."""
 
-    def __init__(self, core: AgentCore) -> None:
+    def __init__(self, core: AgentCore, *, limits: InferenceConfig) -> None:
         self._core = core
+        self._limits = limits
+        self._workers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=limits.threads, thread_name_prefix="inference"
+        )
+
+    def close(self) -> None:
+        """Stop the workers; requests not started are dropped (the server stopped first)."""
+        self._workers.shutdown(wait=False, cancel_futures=True)
 
     async def ServerLive(
         self, request: kserve.ServerLiveRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -73,28 +92,51 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
         )
 
     async def ModelInfer(
-        self, request: kserve.ModelInferRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> kserve.ModelInferResponse:
+        self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        """A serialized ModelInferRequest in, a serialized ModelInferResponse out."""
+        loop = asyncio.get_running_loop()
         try:
-            inputs = tensors.decode_inputs(request)
-            version, outputs = await asyncio.to_thread(
-                self._core.serving.infer,
-                request.model_name,
-                version=request.model_version,
-                inputs=inputs,
-            )
-            response = kserve.ModelInferResponse(
-                model_name=request.model_name, model_version=version, id=request.id
-            )
-            tensors.encode_outputs(response, outputs, wanted=[o.name for o in request.outputs])
+            return await loop.run_in_executor(self._workers, self._answer, request)
         except errors.AgentError as error:
             await abort_with(context, error)
-        return response
+
+    def _answer(self, data: bytes) -> bytes:
+        """Parse, check, run and encode one request. Blocking: runs on a worker thread."""
+        try:
+            request, raw = inferwire.split_request(data)
+        except (DecodeError, inferwire.DecodeError):
+            raise errors.InvalidRequest("the message is not a valid ModelInferRequest") from None
+        inputs = tensors.decode_inputs(
+            request, max_elements=self._limits.max_elements, raw=raw or None
+        )
+        version, outputs = self._core.serving.infer(
+            request.model_name, version=request.model_version, inputs=inputs
+        )
+        del inputs, raw
+        response = kserve.ModelInferResponse(
+            model_name=request.model_name, model_version=version, id=request.id
+        )
+        raw_outputs = tensors.encode_outputs(
+            response,
+            outputs,
+            wanted=[o.name for o in request.outputs],
+            max_bytes=int(self._limits.max_response_bytes),
+        )
+        encoded = inferwire.join_response(response.SerializeToString(), raw_outputs)
+        del outputs, raw_outputs
+        if len(data) + len(encoded) >= _RELEASE_BYTES:
+            memory.release_free_memory()
+        return encoded
+
+
+def _identity(data: bytes) -> bytes:
+    return data
 
 
 def add_inference_servicer(servicer: InferenceServicer, server: grpc.aio.Server) -> None:
-    """Serve KServe v2 under its generated path and the standard `inference.` one."""
-    kserve_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
+    """Serve KServe v2 under its generated path and the standard `inference.` one;
+    ModelInfer's messages pass as bytes, (de)serialized by the servicer's workers."""
     methods: dict[str, tuple[Any, Any, Any]] = {
         "ServerLive": (servicer.ServerLive, kserve.ServerLiveRequest, kserve.ServerLiveResponse),
         "ServerReady": (
@@ -113,7 +155,6 @@ def add_inference_servicer(servicer: InferenceServicer, server: grpc.aio.Server)
             kserve.ModelMetadataRequest,
             kserve.ModelMetadataResponse,
         ),
-        "ModelInfer": (servicer.ModelInfer, kserve.ModelInferRequest, kserve.ModelInferResponse),
     }
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
@@ -123,6 +164,13 @@ def add_inference_servicer(servicer: InferenceServicer, server: grpc.aio.Server)
         )
         for name, (function, request_type, response_type) in methods.items()
     }
+    handlers["ModelInfer"] = grpc.unary_unary_rpc_method_handler(
+        servicer.ModelInfer, request_deserializer=_identity, response_serializer=_identity
+    )
+    generated = kserve.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(KSERVE_SERVICE, handlers),)
+        tuple(
+            grpc.method_handlers_generic_handler(name, handlers)
+            for name in (generated, KSERVE_SERVICE)
+        )
     )

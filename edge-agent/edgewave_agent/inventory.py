@@ -11,9 +11,12 @@ import importlib
 import importlib.metadata
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from edgewave_agent.backends import GpuInfo
-from edgewave_agent.settings import GpuOverride
+
+if TYPE_CHECKING:  # no pydantic at run time: e2e/gpu/check.sh runs this module without it
+    from edgewave_agent.settings import GpuOverride
 
 log = logging.getLogger(__name__)
 

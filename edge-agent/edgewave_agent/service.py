@@ -37,19 +37,11 @@ from edgewave_agent.store import Store
 from edgewave_api import grants
 from edgewave_api.telemetry import spans
 from edgewave_proto.agent.v1 import agent_pb2 as pb
-from edgewave_proto.agent.v1 import agent_pb2_grpc, pushwire
+from edgewave_proto.agent.v1 import agent_pb2_grpc, pushwire, wire
 
-EXPECTED_OFFSET_KEY = "edgewave-expected-offset"
-# Initial metadata of an accepted Push: the offset the agent expects data from.
-RESUME_OFFSET_KEY = "edgewave-resume-offset"
-# Trailing metadata of a stale grant: the highest sequence the agent accepted for the model.
-HIGHEST_SEQUENCE_KEY = "edgewave-highest-sequence"
-_STATES = {
-    "active": pb.VERSION_STATE_ACTIVE,
-    "previous": pb.VERSION_STATE_PREVIOUS,
-    "stored": pb.VERSION_STATE_STORED,
-    "failed": pb.VERSION_STATE_FAILED,
-}
+EXPECTED_OFFSET_KEY = wire.EXPECTED_OFFSET_KEY
+RESUME_OFFSET_KEY = wire.RESUME_OFFSET_KEY
+HIGHEST_SEQUENCE_KEY = wire.HIGHEST_SEQUENCE_KEY
 
 
 async def abort_with(
@@ -62,7 +54,7 @@ async def abort_with(
     if isinstance(error, errors.GrantRefused) and error.highest_sequence is not None:
         trailing = ((HIGHEST_SEQUENCE_KEY, str(error.highest_sequence)),)
     if error.retry_after is not None:
-        trailing += (("edgewave-retry-after", f"{error.retry_after:g}"),)
+        trailing += ((wire.RETRY_AFTER_KEY, f"{error.retry_after:g}"),)
     await context.abort(grpc.StatusCode[error.status], str(error), trailing)
     raise AssertionError("unreachable: context.abort raises")
 
@@ -169,7 +161,7 @@ def model_status(view: views.ModelView) -> pb.ModelStatus:
                 version=v.ref.version,
                 digest=v.ref.digest,
                 backend=v.ref.backend,
-                state=_STATES[v.state],
+                state=pb.VersionState.Value(v.state.wire_name),
                 message=v.message,
                 health=_health(v.health),
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import (
@@ -48,8 +48,8 @@ class TlsConfig(_Section):
     key_file: Path | None = None
     # The operator's CA: client certificates on the control port must be signed by it.
     client_ca_file: Path | None = None
-    # SPIFFE trust domain of callers' URI SANs: only spiffe://<it>/operator and
-    # spiffe://<it>/gateway/<name> may change this agent (see edgewave_api.identities).
+    # SPIFFE trust domain of callers' URI SANs: only spiffe://<it>/operator may change this
+    # agent, directly or relayed by a gateway (see edgewave_api.identities).
     trust_domain: str = identities.DEFAULT_TRUST_DOMAIN
 
     @field_validator("trust_domain")
@@ -73,6 +73,10 @@ class StoreConfig(_Section):
     pin_seconds: float = Field(default=3600.0, ge=0)
     # A partial push not resumed for this long is deleted (it reserves quota meanwhile).
     partial_ttl_seconds: float = Field(default=86400.0, gt=0)
+    # Pushes received at once; more are refused as busy (retried by the operator).
+    max_concurrent_pushes: int = Field(default=8, ge=1)
+    # A push that received nothing for this long is closed when a new push needs its place.
+    idle_push_seconds: float = Field(default=300.0, gt=0)
 
 
 class GpuOverride(_Section):
@@ -122,6 +126,66 @@ class TelemetryConfig(_Section):
     trace_endpoint: str | None = None
 
 
+class GatewayLinkConfig(_Section):
+    """Dial out to an edge gateway instead of listening for the operator (agents behind NAT).
+
+    The agent opens no control port: its AgentService listens on a Unix socket in its data
+    directory (mode 0600) and calls reach it through the gateway session. The agent's
+    certificate (tls.cert_file) must allow client authentication and carry the URI SAN
+    `spiffe://<tls.trust_domain>/agent/<agent_id>` (`edgewave_api.identities`).
+    """
+
+    # host:port of the gateway.
+    address: str = Field(pattern=r"^\S+:\d+$")
+    # Name to check the gateway's certificate against, when the address is an IP or differs.
+    server_name: str | None = None
+    # CA of the gateway's certificate; default: tls.client_ca_file (the operator's CA).
+    ca_file: Path | None = None
+    # Reconnect after a lost session: exponential from initial to max, with jitter.
+    backoff_initial_seconds: float = Field(default=0.5, gt=0)
+    backoff_max_seconds: float = Field(default=30.0, gt=0)
+    # HTTP/2 keepalive pings on the gateway connection.
+    keepalive_seconds: float = Field(default=20.0, ge=1)
+    keepalive_timeout_seconds: float = Field(default=10.0, ge=1)
+    # Default: <data_dir>/run/control.sock (a Unix socket path is at most 107 bytes).
+    control_socket: Path | None = None
+
+
+class InferenceConfig(_Section):
+    """Limits of the serving port, so one inference request cannot stall or exhaust the agent.
+
+    Memory: a request waiting for a worker holds its message (at most `max_request_bytes`);
+    one being answered holds at most `MEMORY_FACTOR` times its message plus its response
+    (received bytes, parsed message, decoded tensors; outputs, their bytes, the encoded
+    response). So inference holds at most `memory_cap_bytes()`: 1.4 GiB with the defaults.
+    """
+
+    # The largest ModelInfer message accepted (gRPC max receive length of the serving port).
+    max_request_bytes: ByteSize = Field(default=ByteSize(64 * MiB), ge=MiB)
+    # The largest response: outputs over it are refused (RESOURCE_EXHAUSTED) before encoding.
+    max_response_bytes: ByteSize = Field(default=ByteSize(64 * MiB), ge=MiB)
+    # Elements of all input tensors of one request together (16 Mi: 64 MiB of FP32).
+    max_elements: int = Field(default=16 * MiB, ge=1)
+    # RPCs in flight on the serving port (inference, health, status streams); more get
+    # RESOURCE_EXHAUSTED from gRPC.
+    max_concurrent_rpcs: int = Field(default=8, ge=1)
+    # Worker threads that decode, run and encode requests; the others wait for one.
+    threads: int = Field(default=2, ge=1, le=256)
+
+    # Bytes held per request being answered, in multiples of its request plus its response.
+    MEMORY_FACTOR: ClassVar[int] = 4
+
+    def memory_cap_bytes(self) -> int:
+        """The most memory inference requests hold at once (what the README states)."""
+        waiting = max(self.max_concurrent_rpcs - self.threads, 0) * int(self.max_request_bytes)
+        working = (
+            self.threads
+            * self.MEMORY_FACTOR
+            * (int(self.max_request_bytes) + int(self.max_response_bytes))
+        )
+        return waiting + working
+
+
 class AgentConfig(_Section):
     agent_id: str = Field(min_length=1)
     region: str = ""
@@ -136,7 +200,11 @@ class AgentConfig(_Section):
     # Ed25519 public key (PEM) of the operator; activations must be signed by its private half.
     activation_public_key_file: Path | None = None
     activation_public_key_pem: str | None = None
+    # The largest message on the control port (push chunks); see `inference` for the other.
     max_message_bytes: ByteSize = Field(default=ByteSize(16 * MiB), ge=MiB)
+    # RPCs in flight on the control port (pushes, status streams included).
+    max_concurrent_control_rpcs: int = Field(default=64, ge=1)
+    inference: InferenceConfig = InferenceConfig()
     # After binding, {"control": port, "serving": port} is written here (for port 0).
     port_file: Path | None = None
     gpus: tuple[GpuOverride, ...] | None = None
@@ -152,6 +220,8 @@ class AgentConfig(_Section):
     probe: ProbeConfig = ProbeConfig()
     fault_injection: FaultInjection = FaultInjection()
     telemetry: TelemetryConfig = TelemetryConfig()
+    # Set: dial out to this gateway and listen on no control port (see GatewayLinkConfig).
+    gateway: GatewayLinkConfig | None = None
 
     @model_validator(mode="after")
     def _security(self) -> AgentConfig:
@@ -170,7 +240,15 @@ class AgentConfig(_Section):
                 "set exactly one of activation_public_key_file or activation_public_key_pem"
                 " (the operator's Ed25519 public key)"
             )
+        if self.gateway is not None and self.insecure:
+            raise ValueError("gateway needs mTLS: remove --insecure")
         return self
+
+    def control_socket(self) -> Path:
+        """The Unix socket AgentService listens on in gateway mode."""
+        if self.gateway is not None and self.gateway.control_socket is not None:
+            return self.gateway.control_socket
+        return self.data_dir / "run" / "control.sock"
 
     def activation_public_key(self) -> bytes:
         if self.activation_public_key_pem is not None:

@@ -9,6 +9,15 @@ twice are at most one chunk plus what was not fsynced yet. On the last byte the 
 sha256 are verified, the file is fsynced and renamed into `blobs/`. A digest mismatch
 discards the partial (its bytes cannot be trusted), leaving the store as it was.
 
+Limits hold under concurrency: the quota is checked and the new push's size reserved (its
+resume record written) under one lock, so concurrent pushes together never reserve more
+than the quota; at most `max_uploads` pushes run at once, and a running push that received
+nothing for `idle_upload_seconds` is closed (its bytes kept for a resume) when a new push
+needs its place. Engines imported from on-agent builds are counted against the quota too.
+
+Only the agent's user may read the store: directories are 0700, files 0600 (complete
+artifacts 0400), whatever the umask, and a store found with looser modes is tightened.
+
 Blocking I/O: callers on an event loop run `Upload.write`/`finish` in a worker thread.
 """
 
@@ -23,6 +32,8 @@ import os
 import re
 import shutil
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +43,10 @@ from edgewave_agent.diskwriter import StagedWriter
 DIGEST_PATTERN = re.compile(r"[0-9a-f]{64}")
 MiB = 1 << 20
 _HASH_BLOCK = 4 * MiB
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+BLOB_MODE = 0o400
+"""Complete artifacts: read-only, and only for the agent's user."""
 # Background fdatasync of partial files, shared by every store in the process.
 _SYNCERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="store-sync")
 
@@ -98,6 +113,7 @@ class Upload:
         self._sync: concurrent.futures.Future[None] | None = None
         self._lock = threading.Lock()
         self.closed = False
+        self.last_activity = store.clock()
 
     def accept(self, offset: int, length: int) -> None:
         """Check that a chunk continues exactly where the accepted bytes end."""
@@ -114,6 +130,7 @@ class Upload:
                 f" {self.total_size} of {self.digest[:12]}: send exactly the declared bytes"
             )
         self._accepted = offset + length
+        self.last_activity = self.store.clock()
 
     def write(self, data: bytes | memoryview) -> None:
         with self._lock:
@@ -122,6 +139,7 @@ class Upload:
             self._hasher.update(data)
             self._writer.write(data)
             self.written += len(data)
+            self.last_activity = self.store.clock()
             # fdatasync in the background every half checkpoint, writing on meanwhile; the
             # previous sync is complete before the next starts, so at most checkpoint_bytes
             # (plus the last write) are ever not durable.
@@ -196,7 +214,7 @@ class Upload:
             self._close_locked()
             target = self.store.blob_path(self.digest)
             partial = self.store.partial_path(self.digest)
-            partial.chmod(0o444)
+            partial.chmod(BLOB_MODE)
             partial.replace(target)
             files.fsync_dir(target.parent)
             self.store.sidecar_path(self.digest).unlink(missing_ok=True)
@@ -237,16 +255,22 @@ class Store:
         quota_bytes: int,
         max_artifact_bytes: int | None = None,
         checkpoint_bytes: int = 16 * MiB,
+        max_uploads: int = 8,
+        idle_upload_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.root = root
         self.quota_bytes = quota_bytes
         self.max_artifact_bytes = max_artifact_bytes or quota_bytes
         self.checkpoint_bytes = checkpoint_bytes
+        self.max_uploads = max_uploads
+        self.idle_upload_seconds = idle_upload_seconds
+        self.clock = clock
         self._blobs = root / "blobs"
         self._partial = root / "partial"
-        for directory in (self._blobs, self._partial):
-            directory.mkdir(parents=True, exist_ok=True)
-        self._lock_file = (root / ".lock").open("a+b")
+        _make_private(root, blobs=self._blobs, partial=self._partial)
+        lock_fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        self._lock_file = os.fdopen(lock_fd, "a+b")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -256,6 +280,8 @@ class Store:
                 " data directory"
             ) from None
         self._mutex = threading.Lock()
+        self._quota_lock = threading.Lock()
+        """Held from a quota check until the space it granted is recorded as reserved."""
         self._running: dict[str, Upload] = {}
         self._suspended: dict[str, Upload] = {}
 
@@ -295,8 +321,10 @@ class Store:
 
     def used_bytes(self) -> int:
         """Complete artifacts plus the declared size of every partial one (reserved)."""
-        reserved = sum(self._partial_total(d) for d in self._partial_digests())
-        return sum(self.artifacts().values()) + reserved
+        held = self.artifacts()
+        # A finishing push is briefly both a blob and a record: count it once.
+        reserved = sum(self._partial_total(d) for d in self._partial_digests() - held.keys())
+        return sum(held.values()) + reserved
 
     def disk_free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
@@ -356,11 +384,18 @@ class Store:
                 f"artifact of {total_size} bytes exceeds this agent's limit of"
                 f" {self.max_artifact_bytes} bytes: raise store.max_artifact_bytes"
             )
+        self.close_idle_uploads()
         with self._mutex:
             if digest in self._running:
                 raise errors.PushInProgress(
                     f"a push of {digest[:12]} is already running: wait for it (Stat shows its"
                     " progress) and retry",
+                    retry_after=2.0,
+                )
+            if len(self._running) >= self.max_uploads:
+                raise errors.PushInProgress(
+                    f"this agent is receiving {len(self._running)} pushes already, its limit:"
+                    " retry when one has finished",
                     retry_after=2.0,
                 )
             suspended = self._suspended.pop(digest, None)
@@ -384,6 +419,28 @@ class Store:
             self._running[digest] = upload
         return upload
 
+    def close_idle_uploads(self) -> list[str]:
+        """Close running pushes that received nothing for `idle_upload_seconds`.
+
+        Their bytes are made durable and kept, so the push can resume; the stream that held
+        the upload fails on its next chunk. Returns the digests closed.
+        """
+        deadline = self.clock() - self.idle_upload_seconds
+        with self._mutex:
+            idle = [
+                u
+                for u in self._running.values()
+                if u is not _PLACEHOLDER and u.last_activity < deadline
+            ]
+        for upload in idle:
+            upload.suspend()
+            upload.close()
+            with self._mutex:
+                if self._suspended.get(upload.digest) is upload:
+                    # A resume opens the partial afresh from its record.
+                    del self._suspended[upload.digest]
+        return [upload.digest for upload in idle]
+
     def _size_conflict(self, digest: str, *, held: int, declared: int) -> errors.SizeConflict:
         return errors.SizeConflict(
             f"a partial {digest[:12]} of declared size {held} exists but this push declares"
@@ -396,7 +453,34 @@ class Store:
         if record is not None and record[0] != total_size:
             raise self._size_conflict(digest, held=record[0], declared=total_size)
         durable = record[1] if record is not None else 0
-        reserved_here = total_size if record is not None else 0
+        if record is None:
+            # Check and reserve in one step: the resume record is the reservation.
+            with self._quota_lock:
+                self._check_space(total_size, durable=0, reserved_here=0)
+                record_data = {"total_size": total_size, "durable_offset": 0}
+                files.atomic_write(self.sidecar_path(digest), json.dumps(record_data).encode())
+        else:
+            self._check_space(total_size, durable=durable, reserved_here=total_size)
+        hasher = hashlib.sha256()
+        if durable:
+            # The durable bytes are hashed again: the hash state did not survive the restart.
+            with partial.open("rb") as handle:
+                remaining = durable
+                while remaining and (block := handle.read(min(_HASH_BLOCK, remaining))):
+                    hasher.update(block)
+                    remaining -= len(block)
+            durable -= remaining
+        try:
+            writer = StagedWriter(partial, offset=durable)
+        except BaseException:
+            if record is None:  # give back the reservation made above
+                self.sidecar_path(digest).unlink(missing_ok=True)
+            raise
+        return Upload(
+            self, digest=digest, total_size=total_size, writer=writer, hasher=hasher, offset=durable
+        )
+
+    def _check_space(self, total_size: int, *, durable: int, reserved_here: int) -> None:
         available = self.quota_bytes - (self.used_bytes() - reserved_here)
         if total_size > available:
             raise errors.QuotaExceeded(
@@ -410,26 +494,6 @@ class Store:
                 f"disk under {self.root} has less than the {total_size - durable} bytes needed",
                 retry_after=30.0,
             )
-        hasher = hashlib.sha256()
-        if durable:
-            # The durable bytes are hashed again: the hash state did not survive the restart.
-            with partial.open("rb") as handle:
-                remaining = durable
-                while remaining and (block := handle.read(min(_HASH_BLOCK, remaining))):
-                    hasher.update(block)
-                    remaining -= len(block)
-            durable -= remaining
-        writer = StagedWriter(partial, offset=durable)
-        try:
-            if record is None:
-                record_data = {"total_size": total_size, "durable_offset": durable}
-                files.atomic_write(self.sidecar_path(digest), json.dumps(record_data).encode())
-        except BaseException:
-            writer.close()
-            raise
-        return Upload(
-            self, digest=digest, total_size=total_size, writer=writer, hasher=hasher, offset=durable
-        )
 
     def _suspend(self, upload: Upload) -> None:
         with self._mutex:
@@ -492,13 +556,32 @@ class Store:
         temp = self._partial / f".import-{digest}.tmp"
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-        shutil.copyfile(source, temp)
-        with temp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        temp.chmod(0o444)
-        temp.replace(self.blob_path(digest))
+        # The copy's bytes count as used while it lands (it is named like no partial), so
+        # check and copy under the quota lock: a concurrent push cannot take the same space.
+        with self._quota_lock:
+            self._check_space(size, durable=0, reserved_here=0)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+            with os.fdopen(fd, "wb") as out, source.open("rb") as handle:
+                shutil.copyfileobj(handle, out, _HASH_BLOCK)
+                out.flush()
+                os.fsync(out.fileno())
+            temp.chmod(BLOB_MODE)
+            temp.replace(self.blob_path(digest))
         files.fsync_dir(self._blobs)
         return digest, size
+
+
+def _make_private(root: Path, *, blobs: Path, partial: Path) -> None:
+    """Create the store's directories 0700 and tighten what an older agent left looser."""
+    for directory in (root, blobs, partial):
+        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        directory.chmod(DIR_MODE)  # mkdir's mode is filtered by the umask; exist_ok keeps old
+    for path in blobs.iterdir():
+        if path.is_file() and not path.is_symlink():
+            path.chmod(BLOB_MODE)
+    for path in (*partial.iterdir(), root / ".lock"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(FILE_MODE)
 
 
 # Marks a digest as taken while its partial file is being opened (and maybe re-hashed).

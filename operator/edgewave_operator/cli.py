@@ -24,6 +24,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "edgewave_operator.commands.plan",
     "edgewave_operator.commands.status",
     "edgewave_operator.commands.agents",
+    "edgewave_operator.commands.gateway",
+    "edgewave_operator.commands.webhookcert",
+    "edgewave_operator.commands.dashboard",
 )
 
 

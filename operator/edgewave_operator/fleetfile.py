@@ -1,9 +1,11 @@
-"""A declared fleet (`kind: Fleet`, see docs/examples/fleet.yaml), for `edgewave plan --fleet`.
+"""A declared fleet (`fleet: NAME`, see docs/cli/fleet.yaml), for `edgewave plan --fleet`.
 
 A fleet file names GPU classes (GPU, runtimes, labels) and, per region, the agents of each
 class. Loading it yields EdgeAgent objects whose status is what such agents would report
 to the operator's `Describe`, so a dry run plans against a declared GPU fleet exactly as
-it would against the live one. Parsing is pure; `load` only reads the file. Problems are
+it would against the live one. A fleet file is deliberately not shaped like a Kubernetes
+object (no apiVersion, no kind): it is input to the command line only, and a directory of
+manifests that holds one must still apply. Parsing is pure; `load` only reads the file. Problems are
 reported as one line per mistake, naming the file and the field.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, model_validator
@@ -20,7 +22,9 @@ from edgewave_api import conditions, edgeagent, meta
 from edgewave_api.errors import PermanentError
 from edgewave_api.names import DnsLabel, DnsSubdomain, RegionName
 
-KIND = "Fleet"
+MARKER = "fleet"
+"""The top-level key that names a fleet file (its value is the fleet's name)."""
+EXAMPLE = "docs/cli/fleet.yaml"
 DECLARED_REASON = "Declared"
 """Reason on the conditions of a declared agent: it was never asked, only described."""
 
@@ -59,9 +63,8 @@ class Site(_Model):
 
 
 class Fleet(_Model):
-    api_version: Literal["edgewave.io/v1alpha1"] = "edgewave.io/v1alpha1"
-    kind: Literal["Fleet"] = "Fleet"
-    metadata: meta.ObjectMeta = Field(default_factory=meta.ObjectMeta)
+    fleet: DnsLabel
+    """The fleet's name."""
     labels: dict[str, str] = Field(default_factory=dict)
     classes: Annotated[list[GpuClass], Field(min_length=1)]
     regions: Annotated[list[Site], Field(min_length=1)]
@@ -138,10 +141,13 @@ def parse(text: str, *, source: str) -> Fleet:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise FleetError(f"{source} is not valid YAML: {error}".replace("\n", " ")) from None
-    if not isinstance(document, dict) or document.get("kind") != KIND:
+    if isinstance(document, dict) and "kind" in document:
         raise FleetError(
-            f"{source} is not a fleet file: it needs `kind: {KIND}` (see docs/examples/fleet.yaml)"
+            f"{source} is a Kubernetes manifest (kind {document['kind']}), not a fleet file:"
+            f" a fleet file starts with `{MARKER}: NAME` (see {EXAMPLE})"
         )
+    if not isinstance(document, dict) or MARKER not in document:
+        raise FleetError(f"{source} is not a fleet file: it needs `{MARKER}: NAME` (see {EXAMPLE})")
     try:
         return Fleet.model_validate(document)
     except ValidationError as error:

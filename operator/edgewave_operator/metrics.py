@@ -14,10 +14,21 @@ import logging
 import prometheus_client
 
 from edgewave_api.telemetry import catalogs, exposition
+from edgewave_operator.planning import reconciling, residency, stepping
 
 log = logging.getLogger(__name__)
 
 PUSH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+ROLLBACK_REASONS = {
+    "LatencyTooHigh": "latency",
+    "ErrorRateTooHigh": "error_rate",
+    "ActivationFailed": "activation",
+    "ProgressDeadlineExceeded": "unreachable",
+    "AgentsOffline": "offline",
+    "InsufficientSamples": "insufficient_samples",
+}
+"""A failure's reason -> the `reason` label of `edgewave_rollbacks_total`."""
+RESIDENCY_REASONS = frozenset(reason.value for reason in residency.Reason)
 COMPILE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0)
 
 
@@ -134,6 +145,31 @@ class OperatorMetrics:
         self.rollout_agents.labels(rollout=rollout, region=region, state="target").set(targets)
         self.rollout_agents.labels(rollout=rollout, region=region, state="updated").set(updated)
         self._progress.setdefault(rollout, set()).add(region)
+
+    def count_turn(self, *, rollout: str, decision: reconciling.Decision) -> None:
+        """What one rollout turn decided: phase, progress, finished waves, rollbacks,
+        agents newly kept out or evicted by residency."""
+        step = decision.step
+        self.set_rollout_phase(rollout=rollout, phase=step.progress.phase.value)
+        for region in decision.summary.regions:
+            totals = region.totals
+            self.set_rollout_progress(
+                rollout=rollout, region=region.region, targets=totals.targets,
+                updated=totals.updated,
+            )  # fmt: skip
+        for event in step.events:
+            if event.reason in (stepping.Reason.WAVE_PASSED, stepping.Reason.WAVE_FAILED):
+                self.wave_finished(passed=event.reason == stepping.Reason.WAVE_PASSED)
+            elif event.reason == stepping.Reason.ROLLBACK_STARTED:
+                failure = step.progress.failure
+                self.rolled_back(
+                    reason=ROLLBACK_REASONS.get(failure.reason if failure else "", "other")
+                )
+        for item in decision.newly_excluded:
+            if item.reason in RESIDENCY_REASONS:
+                self.residency_rejected(region=item.region)
+        for eviction in decision.newly_evicted:
+            self.residency_evicted(region=eviction.region)
 
     def forget_rollout(self, rollout: str) -> None:
         """The rollout is gone: drop it from the phase counts and its progress series."""

@@ -84,6 +84,13 @@ class OperatorSettings(BaseSettings):
     cache_dir: Path = Path("/var/cache/edgewave")
     """Engine cache and fetched models (a PVC in the cluster)."""
     max_build_workers: int = Field(default=2, ge=1)
+    model_root: Path | None = None
+    """`file://` model URIs must name a file below this directory; none: they are refused
+    (a rollout's author must not make the operator read its own files)."""
+    max_model_bytes: int = Field(default=2 << 30, ge=1)
+    """Largest model the operator downloads (2 GiB: the most an embedded ONNX file holds)."""
+    model_fetch_deadline_seconds: float = Field(default=1800.0, gt=0)
+    """A model download, redirects included, is stopped after this long (and retried)."""
     central_builds: bool = True
     """Build engines in the operator's own workers; false: every target builds its own
     engine (an operator image without toolchains)."""

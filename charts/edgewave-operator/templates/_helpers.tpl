@@ -72,3 +72,29 @@ app.kubernetes.io/component: operator
 {{- define "edgewave-operator.signingKeySecretName" -}}
 {{- default (printf "%s-signing-key" (include "edgewave-operator.fullname" .)) .Values.pki.signingKeySecretName -}}
 {{- end -}}
+
+{{- /*
+The webhook certificate mode in effect: `auto` is cert-manager where the cluster serves
+cert-manager.io/v1 (helm install/upgrade ask the cluster; Argo CD passes the cluster's API
+versions to `helm template`), else the hook Job. Every mode but `helm` renders the same bytes
+on every render.
+*/}}
+{{- define "edgewave-operator.webhookTlsMode" -}}
+{{- $mode := .Values.webhook.tls.mode -}}
+{{- if eq $mode "auto" -}}
+{{- if .Capabilities.APIVersions.Has "cert-manager.io/v1" -}}certManager{{- else -}}job{{- end -}}
+{{- else -}}
+{{- $mode -}}
+{{- end -}}
+{{- end -}}
+
+{{- /*
+kube-score wants imagePullPolicy Always. The chart's default is IfNotPresent on purpose: releases
+are immutable tags (or digests, with image.digest), and a restart must not depend on the
+registry. The exception is declared only while the policy is not Always.
+*/}}
+{{- define "edgewave-operator.pullPolicyIgnore" -}}
+{{- if ne .Values.image.pullPolicy "Always" -}}
+kube-score/ignore: container-image-pull-policy
+{{- end -}}
+{{- end -}}

@@ -6,6 +6,10 @@ engine, so a mismatch is refused with its diagnostics before any GPU memory is t
 for TensorRT the engine's compatibility is checked by deserializing it, which fails with
 the runtime's reason when the compute capability or TensorRT version differ. Device memory
 is managed through the CUDA runtime library (ctypes), which both wheels already need.
+
+Every request is checked before device memory is touched (`shapes`: dtype, rank, static
+dimensions, the optimization profile), `set_input_shape` must succeed and resolve exactly
+the shape sent, and buffers are sized from the shapes the execution context resolved.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgewave_agent import errors
-from edgewave_agent.backends import Array, GpuInfo, TensorSpec
+from edgewave_agent.backends import Array, GpuInfo, TensorSpec, shapes
 
 _HOST_TO_DEVICE = 1
 _DEVICE_TO_HOST = 2
@@ -113,13 +117,19 @@ class TensorRtModel:
         inputs: list[TensorSpec] = []
         outputs: list[TensorSpec] = []
         self._dtypes: dict[str, np.dtype[Any]] = {}
+        self._checks: dict[str, shapes.InputSpec] = {}
         for index in range(engine.num_io_tensors):
             name = engine.get_tensor_name(index)
             datatype, dtype = _DATATYPES[engine.get_tensor_dtype(name).name]
             self._dtypes[name] = np.dtype(dtype)
-            spec = TensorSpec(name, datatype, tuple(int(d) for d in engine.get_tensor_shape(name)))
+            shape = tuple(int(d) for d in engine.get_tensor_shape(name))
+            spec = TensorSpec(name, datatype, shape)
             is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             (inputs if is_input else outputs).append(spec)
+            if is_input:
+                self._checks[name] = _input_spec(
+                    engine, name=name, dtype=np.dtype(dtype), shape=shape
+                )
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
 
@@ -129,24 +139,45 @@ class TensorRtModel:
             raise errors.InvalidRequest(
                 f"inputs {sorted(inputs)} do not match the engine's {sorted(expected)}"
             )
+        arrays: dict[str, Array] = {}
+        for spec in self.inputs:
+            given = np.asarray(inputs[spec.name])
+            shapes.check_input(self._checks[spec.name], dtype=given.dtype, shape=given.shape)
+            arrays[spec.name] = np.ascontiguousarray(given)
         with self._lock:
             allocations: list[int] = []
             try:
                 for spec in self.inputs:
-                    array = np.ascontiguousarray(inputs[spec.name], dtype=self._dtypes[spec.name])
-                    self._context.set_input_shape(spec.name, array.shape)
-                    pointer = self._cuda.malloc(max(array.nbytes, 1))
+                    array = arrays[spec.name]
+                    if not self._context.set_input_shape(spec.name, array.shape):
+                        raise errors.InvalidRequest(
+                            f"the engine refused input {spec.name!r} with shape"
+                            f" {list(array.shape)}: send a shape within its profile"
+                        )
+                    shapes.check_resolved(
+                        spec.name,
+                        sent=array.shape,
+                        resolved=self._context.get_tensor_shape(spec.name),
+                    )
+                    size = shapes.buffer_bytes(
+                        spec.name, shape=array.shape, itemsize=array.dtype.itemsize
+                    )
+                    if size != array.nbytes:  # cannot differ after the checks; never copy past
+                        raise errors.InvalidRequest(f"input {spec.name!r} has the wrong size")
+                    pointer = self._cuda.malloc(max(size, 1))
                     allocations.append(pointer)
                     self._cuda.copy(
-                        dst=pointer, src=array.ctypes.data, size=array.nbytes, kind=_HOST_TO_DEVICE
+                        dst=pointer, src=array.ctypes.data, size=size, kind=_HOST_TO_DEVICE
                     )
                     self._context.set_tensor_address(spec.name, pointer)
                 results: dict[str, Array] = {}
                 pending: list[tuple[str, int, Array]] = []
                 for spec in self.outputs:
-                    shape = tuple(self._context.get_tensor_shape(spec.name))
-                    host = np.empty(shape, dtype=self._dtypes[spec.name])
-                    pointer = self._cuda.malloc(max(host.nbytes, 1))
+                    shape = tuple(int(d) for d in self._context.get_tensor_shape(spec.name))
+                    dtype = self._dtypes[spec.name]
+                    size = shapes.buffer_bytes(spec.name, shape=shape, itemsize=dtype.itemsize)
+                    host = np.empty(shape, dtype=dtype)
+                    pointer = self._cuda.malloc(max(size, 1))
                     allocations.append(pointer)
                     self._context.set_tensor_address(spec.name, pointer)
                     pending.append((spec.name, pointer, host))
@@ -167,6 +198,22 @@ class TensorRtModel:
         self._context = None
         self._engine = None
         self._runtime = None
+
+
+def _input_spec(
+    engine: Any, *, name: str, dtype: np.dtype[Any], shape: tuple[int, ...]
+) -> shapes.InputSpec:
+    """The shape rules of one input: its engine shape and profile 0's min and max."""
+    if all(d >= 0 for d in shape) or engine.num_optimization_profiles < 1:
+        return shapes.InputSpec(name=name, dtype=dtype, shape=shape)
+    low, _, high = engine.get_tensor_profile_shape(name, 0)
+    return shapes.InputSpec(
+        name=name,
+        dtype=dtype,
+        shape=shape,
+        min_shape=tuple(int(d) for d in low),
+        max_shape=tuple(int(d) for d in high),
+    )
 
 
 class _TensorRtFamily:

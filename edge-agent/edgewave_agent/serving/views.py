@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from edgewave_agent import slots, stats
 from edgewave_agent.serving.health import HealthWindows
 from edgewave_agent.serving.ledger import Ledger
+from edgewave_proto.agent.v1 import wire
 
 
 @dataclass(frozen=True)
 class VersionView:
     ref: slots.VersionRef
-    state: str  # "active", "previous", "stored", "failed"
+    state: wire.VersionState
     message: str
     health: stats.Health
 
@@ -32,14 +33,14 @@ class ModelView:
     health: stats.Health
 
 
-def version_state(current: slots.ModelSlots, ref: slots.VersionRef) -> str:
+def version_state(current: slots.ModelSlots, ref: slots.VersionRef) -> wire.VersionState:
     if ref == current.active:
-        return "active"
+        return wire.VersionState.ACTIVE
     if ref == current.previous:
-        return "previous"
+        return wire.VersionState.PREVIOUS
     if current.failure(ref.version) is not None:
-        return "failed"
-    return "stored"
+        return wire.VersionState.FAILED
+    return wire.VersionState.STORED
 
 
 class Views:

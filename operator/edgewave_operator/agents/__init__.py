@@ -1,1 +1,3 @@
-"""The operator's gRPC client to edge agents; `errors` turns RpcError into domain errors."""
+"""Reaching edge agents: the gRPC client (`client`, `errors` turns RpcError into domain
+errors), the interface actions go through (`links`), the live fleet (`inventory`) and the
+executor of the planner's actions (`executing`)."""

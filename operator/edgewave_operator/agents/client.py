@@ -28,13 +28,15 @@ from edgewave_api.telemetry import interceptors, spans
 from edgewave_operator.agents import errors
 from edgewave_operator.agents.artifacts import Artifact
 from edgewave_proto.agent.v1 import agent_pb2 as pb
-from edgewave_proto.agent.v1 import agent_pb2_grpc
+from edgewave_proto.agent.v1 import agent_pb2_grpc, wire
 
 # Chosen by bench/push_throughput.py's sweep: the largest chunks gain little past 1 MiB.
 DEFAULT_CHUNK_BYTES = 1 << 20
 MAX_MESSAGE_BYTES = 16 << 20
 # Initial metadata by which the agent accepts a push, with the offset it expects data from.
-RESUME_OFFSET_KEY = "edgewave-resume-offset"
+RESUME_OFFSET_KEY = wire.RESUME_OFFSET_KEY
+# Names the agent when the endpoint is an edge gateway that relays to it (edgewave_gateway).
+GATEWAY_ROUTE_KEY = wire.GATEWAY_ROUTE_KEY
 T = TypeVar("T")
 
 
@@ -101,8 +103,13 @@ class AgentClient:
         agent_id: str | None = None,
         clock: Callable[[], float] = time.time,
         grant_lifetime_ms: int = grants.DEFAULT_LIFETIME_MS,
+        via_gateway: str | None = None,
     ) -> None:
+        """`via_gateway`: the endpoint is an edge gateway; relay every call to this agent."""
         self.endpoint = endpoint
+        self._route: tuple[tuple[str, str], ...] = (
+            ((GATEWAY_ROUTE_KEY, via_gateway),) if via_gateway else ()
+        )
         self.name = name or endpoint
         # The agent's own name, which grants are bound to; learned from Describe if None.
         self.agent_id = agent_id
@@ -155,6 +162,9 @@ class AgentClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def _metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        return (*interceptors.outgoing_metadata(), *self._route)
+
     def _translated(self, call: str) -> Any:
         """Errors of `call` as domain errors; every call goes through here, so this is
         where a renewed client certificate is picked up."""
@@ -163,7 +173,9 @@ class AgentClient:
 
     async def describe(self) -> pb.DescribeResponse:
         with self._translated("Describe"):
-            answer = await self._stub.Describe(pb.DescribeRequest(), timeout=self.timeout)
+            answer = await self._stub.Describe(
+                pb.DescribeRequest(), timeout=self.timeout, metadata=self._route
+            )
         for model, sequence in answer.grant_sequences.items():
             self._note_sequence(model, sequence)
         if self.agent_id is None and answer.agent_id:
@@ -178,7 +190,7 @@ class AgentClient:
             return await self._stub.Stat(
                 pb.StatRequest(digest=digest),
                 timeout=self.timeout,
-                metadata=interceptors.outgoing_metadata(),
+                metadata=self._metadata(),
             )
 
     async def push(
@@ -263,7 +275,7 @@ class AgentClient:
         """
         # Written to with call.write. The trace context goes as call metadata, not through
         # channel interceptors: grpc.aio's intercepted calls change how write() fails.
-        call = self._push_call(None, metadata=interceptors.outgoing_metadata())
+        call = self._push_call(None, metadata=self._metadata())
         try:
             await call.write(
                 pb.PushChunk(digest=artifact.digest, total_size=artifact.size, offset=offset)
@@ -372,7 +384,7 @@ class AgentClient:
                         model=model, version=version, digest=digest, backend=backend, grant=grant
                     ),
                     timeout=deadline_seconds or max(self.timeout, 120),
-                    metadata=interceptors.outgoing_metadata(),
+                    metadata=self._metadata(),
                 ),
             )
 
@@ -385,7 +397,7 @@ class AgentClient:
             send=lambda grant: self._stub.Rollback(
                 pb.RollbackRequest(model=model, grant=grant),
                 timeout=max(self.timeout, 120),
-                metadata=interceptors.outgoing_metadata(),
+                metadata=self._metadata(),
             ),
         )
 
@@ -419,7 +431,9 @@ class AgentClient:
             "Remove",
             call,
             rollout=rollout,
-            send=lambda grant: self._stub.Remove(request(grant), timeout=self.timeout),
+            send=lambda grant: self._stub.Remove(
+                request(grant), timeout=self.timeout, metadata=self._route
+            ),
         )
 
     async def remove_model(self, model: str, *, rollout: str) -> pb.RemoveResponse:
@@ -432,6 +446,7 @@ class AgentClient:
             send=lambda grant: self._stub.Remove(
                 pb.RemoveRequest(model=model, all_versions=True, grant=grant),
                 timeout=self.timeout,
+                metadata=self._route,
             ),
         )
 
@@ -447,7 +462,7 @@ class AgentClient:
         """Status updates until the caller stops iterating (or the agent goes away)."""
         request = pb.WatchStatusRequest(interval_seconds=interval_seconds, once=once)
         self._renewed()
-        call = self._stub.WatchStatus(request)
+        call = self._stub.WatchStatus(request, metadata=self._route)
         try:
             with self._translated("WatchStatus"):
                 async for update in call:
@@ -475,6 +490,7 @@ class AgentClient:
             send=lambda grant: self._stub.Build(
                 pb.BuildRequest(spec_json=spec_json, timeout_seconds=timeout_seconds, grant=grant),
                 timeout=deadline,
+                metadata=self._route,
             ),
         )
 

@@ -14,10 +14,11 @@ from collections.abc import Iterator
 import grpc
 
 from edgewave_api.errors import EdgewaveError, PermanentError, TemporaryError
+from edgewave_proto.agent.v1 import wire
 
-EXPECTED_OFFSET_KEY = "edgewave-expected-offset"
-RETRY_AFTER_KEY = "edgewave-retry-after"
-HIGHEST_SEQUENCE_KEY = "edgewave-highest-sequence"
+EXPECTED_OFFSET_KEY = wire.EXPECTED_OFFSET_KEY
+RETRY_AFTER_KEY = wire.RETRY_AFTER_KEY
+HIGHEST_SEQUENCE_KEY = wire.HIGHEST_SEQUENCE_KEY
 
 
 class AgentError(EdgewaveError):

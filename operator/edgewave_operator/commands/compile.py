@@ -111,19 +111,21 @@ def compile_model(
 
 
 def _fetch(model: str, *, sha256: str | None, models_dir: Path) -> Path:
-    from edgewave_compiler import errors, intake
+    from edgewave_compiler import errors, fetching, intake
 
     if "://" in model:
         if sha256 is None:
             raise errors.PermanentError(
                 f"{model} is a URI: pass --sha256 with the model's expected digest"
             )
-        return intake.fetch(model, sha256=sha256, dest_dir=models_dir)
+        return fetching.fetch(model, sha256=sha256, dest_dir=models_dir, policy=fetching.LOCAL_USER)
     path = Path(model)
     if not path.is_file():
         raise errors.ModelNotFound(f"model file {path} does not exist: check the path")
     if sha256 is not None:
-        return intake.fetch(path.resolve().as_uri(), sha256=sha256, dest_dir=models_dir)
+        return fetching.fetch(
+            path.resolve().as_uri(), sha256=sha256, dest_dir=models_dir, policy=fetching.LOCAL_USER
+        )
     return intake.copy_into(path, dest_dir=models_dir)
 
 

@@ -4,7 +4,7 @@ Starts the local control plane, installs the CRDs, starts the operator and six e
 in three regions, generates small ONNX models, applies the two rollouts of docs/examples
 (three waves across all regions; EU-only under a ResidencyPolicy), shows their progress
 live, upgrades one, shows what the same rollouts would do on a GPU fleet
-(`edgewave plan ... --fleet docs/examples/fleet.yaml`), and asks an agent for an inference.
+(`edgewave plan ... --fleet docs/cli/fleet.yaml`), and asks an agent for an inference.
 Then it stops everything; `--keep` leaves it running (`--down` stops it later). `--short`
 (or EDGEWAVE_DEMO_SHORT=1) shrinks health-gate windows and pauses, for tests.
 """

@@ -3,7 +3,7 @@
 ROLLOUT is a path to a YAML file holding a ModelRollout (ResidencyPolicies in the same
 file apply to it), or else the name of a ModelRollout in the cluster (`-n` for its
 namespace). The fleet is the cluster's EdgeAgents as the operator last saw them, or, with
-`--fleet`, a declared fleet file (docs/examples/fleet.yaml). ResidencyPolicies come from
+`--fleet`, a declared fleet file (docs/cli/fleet.yaml). ResidencyPolicies come from
 `--policy` files, the rollout's file, and the cluster whenever the cluster is read.
 
 It prints the targets, each wave's batches, the build matrix (one build per distinct
@@ -209,13 +209,19 @@ async def _build(
     import asyncio
 
     from edgewave_api.errors import EdgewaveError
-    from edgewave_compiler import cache, compiling, intake
+    from edgewave_compiler import cache, compiling, fetching
     from edgewave_operator.views import plans
 
     central = run.central_builds
     try:
+        # The command line fetches with its own user's rights (file:// anywhere, loopback).
         model_path = await asyncio.to_thread(
-            intake.fetch, model.uri, sha256=model.sha256, dest_dir=cache_root / "models"
+            lambda: fetching.fetch(
+                model.uri,
+                sha256=model.sha256,
+                dest_dir=cache_root / "models",
+                policy=fetching.LOCAL_USER,
+            )
         )
     except EdgewaveError as error:
         reason = f"the model could not be fetched: {error}"

@@ -58,6 +58,4 @@ async def _read(
         found = await cluster.rollout(name, namespace=namespace)
         agents = await cluster.agents()
         policies = await cluster.policies()
-    # Where each target sits in the plan (builds are not needed for that: no builders).
-    run = dryruns.dry_run(rollout=found, agents=agents, policies=policies, builders=())
-    return found, agents, {target.agent: target.wave for target in run.targets}
+    return found, agents, dryruns.waves_of(rollout=found, agents=agents, policies=policies)

@@ -98,7 +98,15 @@ def show_kept(cluster: clusters.DevCluster, *, state_dir: Path, say: constants.S
     ).splitlines():
         say(f"    {line}")
     say("    kubectl get modelrollouts,edgeagents")
+    say(f"    edgewave dashboard   # live page at {dashboard_url()}")
     say(f"stop everything with `edgewave demo --down{state_flag(state_dir)}`")
+
+
+def dashboard_url() -> str:
+    """Where `edgewave dashboard` serves by default."""
+    from edgewave_operator.commands import dashboard
+
+    return f"http://{dashboard.DEFAULT_ADDRESS}:{dashboard.DEFAULT_PORT}/"
 
 
 def state_flag(state_dir: Path) -> str:

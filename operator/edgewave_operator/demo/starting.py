@@ -123,6 +123,7 @@ def start_operator(
         {
             "PYTHONUNBUFFERED": "1",
             "EDGEWAVE_CACHE_DIR": str(workdir / "operator-cache"),
+            "EDGEWAVE_MODEL_ROOT": str(workdir / "models"),  # the demo's file:// models
             "EDGEWAVE_ADMISSION_WEBHOOK": "true",
             "EDGEWAVE_PROBE_INTERVAL_SECONDS": "1",
             "EDGEWAVE_RECONCILE_PERIOD_SECONDS": "5" if short else "10",

@@ -1,10 +1,9 @@
-"""kopf handlers and the runtime pieces they drive.
+"""kopf handlers and the loops they drive (the top layer; see the import-linter layers).
 
-Handlers follow parse -> gather -> plan -> write status -> act: `agents` keeps the fleet
-in a kopf index and feeds the `inventory` (Describe on a timer, economical status
-writes); `rollouts` runs one daemon per ModelRollout that plans with
-`edgewave_operator.planning` and acts through `execution` (push, activate, observe,
-revert, evict) and `compiling`; `policies` writes ResidencyPolicy status. Importing
-`registration` registers them in its own kopf registry, run by the leader only;
-`serving` holds what every replica serves (`/healthz`, the admission webhook).
+`registration` registers the handlers in its own kopf registry, run by the leader only:
+EdgeAgents feed the inventory (`agents.inventory`), each ModelRollout gets a daemon
+running a `rollouts.RolloutWorker` (gather -> `planning.reconciling.decide` -> write ->
+act through `agents.executing`, engines from `compiling.engines`), and `policies` writes
+ResidencyPolicy status. `runtime` builds what they share; `serving` holds what every
+replica serves (`/healthz`, the admission webhook).
 """

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from edgewave_api import conditions, modelrollout, residencypolicy
 from edgewave_api.errors import EdgewaveError
-from edgewave_operator.handlers.inventory import Inventory
+from edgewave_operator.agents.inventory import Inventory
 from edgewave_operator.kube import patching
 from edgewave_operator.planning import parsing, residency, views
 
@@ -49,18 +49,7 @@ def summarize(
     now: datetime.datetime,
 ) -> Summary:
     """The policy's status from the rollouts it governs and the agents' state. Pure."""
-    source = f"ResidencyPolicy/{policy.metadata.name}"
-    spec = policy.spec
-    rule = residency.ResidencyRules(
-        rules=(
-            residency.ResidencyRule(
-                source=source,
-                allowed_regions=_set(spec.allowed_regions),
-                allowed_jurisdictions=_set(spec.allowed_jurisdictions),
-                denied_regions=frozenset(spec.denied_regions or ()),
-            ),
-        )
-    )
+    rule = residency.ResidencyRules(rules=(parsing.policy_rule(policy),))
     agents = list(fleet)
     matched = [r for r in rollouts if parsing.policy_applies(policy, r)]
     excluded: set[str] = set()
@@ -111,10 +100,6 @@ def summarize(
         ),
     )
     return Summary(status=status, pending=frozenset(pending))
-
-
-def _set(values: Iterable[str] | None) -> frozenset[str] | None:
-    return None if values is None else frozenset(values)
 
 
 def _dump(status: residencypolicy.ResidencyPolicyStatus | None) -> dict[str, Any]:

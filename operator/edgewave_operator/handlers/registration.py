@@ -27,6 +27,7 @@ from edgewave_api.errors import EdgewaveError
 from edgewave_operator.handlers.rollouts import RolloutWorker, _values
 from edgewave_operator.handlers.runtime import Runtime
 from edgewave_operator.kube import events
+from edgewave_operator.planning import reconciling
 
 log = logging.getLogger(__name__)
 
@@ -171,38 +172,28 @@ async def rollout_deleted(
     ref = events.ObjectRef(kind="ModelRollout", name=name, namespace=namespace, uid=uid)
     keep = str(annotations.get(settings.keep_models_annotation, "")).lower() == "true"
     problems: dict[str, EdgewaveError] = {}
-    if not keep and model:
-        holders = [
-            agent.metadata.name or ""
-            for agent in _values(fleet)
-            if runtime.inventory.view(agent).versions_of(model)
-        ]
-        for holder in holders:
-            problem = await runtime.executor.remove_model(holder, model=model, rollout=uid)
-            if problem is not None:
-                problems[holder] = problem
+    fleet_views = runtime.inventory.views(_values(fleet))
+    for holder in reconciling.holders(model=model, fleet=fleet_views, keep=keep):
+        problem = await runtime.executor.remove_model(holder, model=model, rollout=uid)
+        if problem is not None:
+            problems[holder] = problem
     temporary = [p for p in problems.values() if p.temporary]
     if temporary and retry < DELETE_RETRIES:
         raise kopf.TemporaryError(
             f"removing {model} from {len(problems)} agents: {temporary[0]}", delay=5.0
         )
-    message = (
-        f"kept {model} on agents ({settings.keep_models_annotation}=true)"
-        if keep
-        else f"removed {model} from agents"
-        + (
-            f"; could not remove it from {', '.join(sorted(problems))}: "
-            f"{next(iter(problems.values()))}"
-            if problems
-            else ""
-        )
+    notice = reconciling.removal_notice(
+        model=model,
+        keep=keep,
+        annotation=settings.keep_models_annotation,
+        problems={agent: str(problem) for agent, problem in problems.items()},
     )
     await events.post(
         runtime.api,
         about=ref,
-        type_="Warning" if problems else "Normal",
-        reason="ModelsRemoved" if not keep else "ModelsKept",
-        message=message,
+        type_=notice.type.value,
+        reason=notice.reason,
+        message=notice.message,
         now=runtime.clock(),
     )
     try:

@@ -15,12 +15,16 @@ from typing import Any
 
 from kubernetes_asyncio import client as kube_client
 
-from edgewave_compiler import cache, compiling
+from edgewave_api import edgeagent
+from edgewave_compiler import cache, compiling, fetching
 from edgewave_operator import certs
 from edgewave_operator import metrics as operator_metrics
-from edgewave_operator.handlers import compiling as engine_builds
-from edgewave_operator.handlers import execution, policies
-from edgewave_operator.handlers.inventory import Inventory, utcnow
+from edgewave_operator.agents import client as agent_client
+from edgewave_operator.agents import executing
+from edgewave_operator.agents.inventory import Inventory, utcnow
+from edgewave_operator.compiling import engines as engine_builds
+from edgewave_operator.handlers import policies
+from edgewave_operator.kube import records
 from edgewave_operator.settings import OperatorSettings
 
 
@@ -35,7 +39,7 @@ class Runtime:
         default_factory=operator_metrics.OperatorMetrics
     )
     inventory: Inventory = field(init=False)
-    executor: execution.Executor = field(init=False)
+    executor: executing.Executor = field(init=False)
     policy_statuses: policies.PolicyStatuses = field(init=False)
     clock: Callable[[], datetime.datetime] = utcnow
     wakers: dict[str, asyncio.Event] = field(default_factory=dict)
@@ -46,15 +50,17 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.inventory = Inventory(
-            api=self.api,
+            records=records.AgentRecords(self.api, clock=self.clock),
             settings=self.settings,
-            trust=self.trust,
+            tls_for=self.tls_for,
+            signing_key_pem=self.trust.signing_key.private_pem,
+            renew_tls_for=self.renew_tls_for,
             on_change=lambda _name: self.wake_all(),
             clock=self.clock,
             metrics=self.metrics,
         )
-        self.executor = execution.Executor(
-            inventory=self.inventory, settings=self.settings, metrics=self.metrics
+        self.executor = executing.Executor(
+            links=self.inventory, settings=self.settings, metrics=self.metrics
         )
         self.builds.agent_builder = self.executor.build_on_agent
         self.policy_statuses = policies.PolicyStatuses(
@@ -64,6 +70,39 @@ class Runtime:
             min_interval=self.settings.status_min_interval_seconds,
             clock=self.clock,
         )
+
+    async def tls_for(self, agent: edgeagent.EdgeAgent) -> agent_client.ClientTls | None:
+        """The operator's client certificate for `agent` (its own Secret's, if it names one)."""
+        if self.settings.insecure_agents:
+            return None
+        credentials = self.trust.credentials
+        ref = agent.spec.tls_secret_ref
+        if ref is not None:
+            credentials = await certs.from_secret_ref(
+                self.api, namespace=ref.namespace, name=ref.name
+            )
+        return agent_client.ClientTls(
+            ca_pem=credentials.ca_pem,
+            cert_pem=credentials.client.cert_pem,
+            key_pem=credentials.client.key_pem,
+        )
+
+    def own_tls(self) -> agent_client.ClientTls:
+        """The operator's CA and its own client certificate as of now (renewed when due)."""
+        credentials = self.trust.credentials
+        return agent_client.ClientTls(
+            ca_pem=credentials.ca_pem,
+            cert_pem=credentials.client.cert_pem,
+            key_pem=credentials.client.key_pem,
+        )
+
+    def renew_tls_for(
+        self, agent: edgeagent.EdgeAgent
+    ) -> Callable[[], agent_client.ClientTls] | None:
+        """The operator's own certificate is renewed as it ages; a Secret's is not ours."""
+        if self.settings.insecure_agents or agent.spec.tls_secret_ref is not None:
+            return None
+        return self.own_tls
 
     @classmethod
     async def start(cls, settings: OperatorSettings, api: kube_client.ApiClient) -> Runtime:
@@ -75,7 +114,15 @@ class Runtime:
             trust_domain=settings.trust_domain,
         )
         engine_cache = cache.EngineCache(settings.cache_dir / "engines")
-        compiler = compiling.Compiler(engine_cache, max_workers=settings.max_build_workers)
+        compiler = compiling.Compiler(
+            engine_cache,
+            max_workers=settings.max_build_workers,
+            fetch_policy=fetching.FetchPolicy(
+                max_bytes=settings.max_model_bytes,
+                deadline_s=settings.model_fetch_deadline_seconds,
+                file_root=settings.model_root,
+            ),
+        )
         metrics = operator_metrics.OperatorMetrics()
         builds = engine_builds.EngineBuilds(
             compiler=compiler,

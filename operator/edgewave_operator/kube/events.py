@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from kubernetes_asyncio import client
 
-from edgewave_api import meta
+from edgewave_api import edgeagent, meta
 from edgewave_api.errors import EdgewaveError
 from edgewave_operator.kube import failures
 
@@ -32,6 +32,10 @@ class ObjectRef:
     uid: str
     namespace: str | None = None
     api_version: str = meta.API_VERSION
+
+
+def agent_ref(agent: edgeagent.EdgeAgent) -> ObjectRef:
+    return ObjectRef(kind="EdgeAgent", name=agent.metadata.name or "", uid=agent.metadata.uid or "")
 
 
 async def post(

@@ -8,8 +8,8 @@ fails a test instead of a rollout in production.
 Cluster-wide: read the three kinds; write only status (all three kinds) and the
 metadata kopf needs on ModelRollouts (its finalizer and annotations, by PATCH; the
 operator never edits a spec); create Events; read the TLS Secrets EdgeAgents name for
-bring-your-own CAs. In its own namespace: read/create its CA and signing-key Secrets and
-hold the leader Lease.
+bring-your-own CAs. In its own namespace: create Secrets and read its CA and signing-key
+Secrets by name (`resourceNames`), and hold the leader Lease.
 """
 
 from __future__ import annotations
@@ -45,8 +45,21 @@ CLUSTER_RULES: tuple[dict[str, Any], ...] = (
 )
 """ClusterRole rules (every namespace the operator serves)."""
 
+OWN_SECRETS: tuple[str, ...] = ("edgewave-ca", "edgewave-signing-key")
+"""The operator's own Secrets under their default names (settings `ca_secret`,
+`signing_secret`); the chart substitutes the names it configures."""
+
 NAMESPACE_RULES: tuple[dict[str, Any], ...] = (
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"]},
+    # Kubernetes cannot limit `create` by name (the object does not exist yet), so create is
+    # its own rule; reads are limited to the two Secrets the operator owns. A token stolen
+    # from the operator's pod therefore reads its CA and signing key, and no other Secret.
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+    {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": list(OWN_SECRETS),
+        "verbs": ["get"],
+    },
     {
         "apiGroups": ["coordination.k8s.io"],
         "resources": ["leases"],

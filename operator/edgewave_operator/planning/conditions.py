@@ -3,8 +3,10 @@
 Statuses, reasons and messages only: `edgewave_api.conditions.set_condition` adds
 `observedGeneration` and moves `lastTransitionTime` only on a flip. Besides the product's own
 types (Ready, Progressing, Degraded, Compiled, ResidencyCompliant) the set includes the
-kstatus "abnormal-true" pair, Reconciling and Stalled, so GitOps health checks (Flux,
-cli-utils kstatus) read a rollout as InProgress, Current or Failed without custom rules.
+kstatus "abnormal-true" pair, Reconciling and Stalled: kstatus (cli-utils; kpt, Config Sync,
+Flux by default) reads Reconciling=True as InProgress and Stalled=True as Failed, else falls
+back to Ready. Until the first status write only the CRD's `observedGeneration: 0` default
+keeps kstatus from calling the rollout Current; docs/gitops/README.md has the measured table.
 """
 
 from __future__ import annotations

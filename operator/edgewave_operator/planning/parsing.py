@@ -13,23 +13,28 @@ from collections.abc import Iterable
 
 from edgewave_api import conditions as api_conditions
 from edgewave_api import edgeagent, modelrollout, residencypolicy
-from edgewave_operator.planning import gates, progress, residency, stepping, targeting, views
+from edgewave_operator.planning import (
+    gates,
+    offline,
+    progress,
+    residency,
+    stepping,
+    targeting,
+    views,
+)
 
 REGION_LABEL = "topology.kubernetes.io/region"
 """If an EdgeAgent carries this label, it must agree with `spec.region` (else: drift)."""
-
-_STATES = {
-    edgeagent.HeldModelState.ACTIVE: views.ModelState.ACTIVE,
-    edgeagent.HeldModelState.STANDBY: views.ModelState.STANDBY,
-    edgeagent.HeldModelState.STAGED: views.ModelState.STANDBY,
-    edgeagent.HeldModelState.LOADING: views.ModelState.LOADING,
-    edgeagent.HeldModelState.FAILED: views.ModelState.FAILED,
-}
 
 
 def bare(digest: str) -> str:
     """`sha256:<hex>` or `<hex>` as `<hex>`."""
     return digest.removeprefix("sha256:")
+
+
+def prefixed(digest: str) -> str:
+    """`<hex>` or `sha256:<hex>` as `sha256:<hex>` (how the API spells digests)."""
+    return digest if digest.startswith("sha256:") else f"sha256:{digest}"
 
 
 def agent_view(
@@ -66,7 +71,7 @@ def agent_view(
                 version=held.version,
                 digest=bare(held.digest),
                 backend=held.backend.value,
-                state=_STATES[held.state],
+                state=held.state,
             )
             for held in (live.models if live else [])
         ),
@@ -91,6 +96,9 @@ def intent(rollout: modelrollout.ModelRollout) -> stepping.Intent:
         auto_rollback=strategy.auto_rollback,
         paused=strategy.paused,
         progress_deadline=datetime.timedelta(seconds=strategy.progress_deadline_seconds),
+        offline=offline.Rule(
+            timeout=datetime.timedelta(seconds=strategy.unreachable_timeout_seconds)
+        ),
     )
 
 
@@ -142,15 +150,38 @@ def residency_rules(
         )
     for policy in sorted(policies, key=lambda p: p.metadata.name or ""):
         if policy_applies(policy, rollout):
-            rules.append(
-                residency.ResidencyRule(
-                    source=f"ResidencyPolicy/{policy.metadata.name}",
-                    allowed_regions=_set(policy.spec.allowed_regions),
-                    allowed_jurisdictions=_set(policy.spec.allowed_jurisdictions),
-                    denied_regions=frozenset(policy.spec.denied_regions or ()),
-                )
-            )
+            rules.append(policy_rule(policy))
     return residency.ResidencyRules(rules=tuple(rules))
+
+
+def policy_rule(policy: residencypolicy.ResidencyPolicy) -> residency.ResidencyRule:
+    """One ResidencyPolicy as a rule, named by its source."""
+    name = policy.metadata.name or ""
+    return residency.ResidencyRule(
+        source=residency.policy_source(name),
+        allowed_regions=_set(policy.spec.allowed_regions),
+        allowed_jurisdictions=_set(policy.spec.allowed_jurisdictions),
+        denied_regions=frozenset(policy.spec.denied_regions or ()),
+        policy=name,
+    )
+
+
+def effective_rules(
+    rollout: modelrollout.ModelRollout,
+    policies: Iterable[residencypolicy.ResidencyPolicy],
+) -> residency.ResidencyRules:
+    """The rules the operator (and `edgewave plan`) applies: `residency_rules`, plus a rule
+    that allows nothing when the `policyRef` names a policy that does not exist (fail
+    closed: nothing is a target until it does)."""
+    policy_list = list(policies)
+    rules = residency_rules(rollout, policy_list)
+    missing = missing_policy(rollout, policy_list)
+    if missing is None:
+        return rules
+    closed = residency.ResidencyRule(
+        source=residency.policy_source(missing, missing=True), allowed_regions=frozenset()
+    )
+    return residency.ResidencyRules(rules=(*rules.rules, closed))
 
 
 def missing_policy(

@@ -60,6 +60,11 @@ class WaveProgress:
     verifying_since: datetime.datetime | None = None
     finished_at: datetime.datetime | None = None
     failed_agents: tuple[str, ...] = ()
+    failure_reasons: tuple[tuple[str, str], ...] = ()
+    """(agent, why its activation failed, in the agent's words), for the failure message."""
+    offline_agents: tuple[str, ...] = ()
+    """Agents counted against `maxFailed` for staying offline past the unreachable timeout
+    (derived again each turn, never sticky: one that reconnects leaves it)."""
     message: str = ""
     gate: GateResult | None = None
 

@@ -52,6 +52,10 @@ def _message(current: progress.Progress, summary: summaries.Summary) -> str:
     counts = f"{totals.updated}/{totals.targets} updated"
     if totals.excluded:
         counts += f", {totals.excluded} excluded"
+    if totals.offline:
+        counts += f", {totals.offline} offline"
+    if totals.converging:
+        counts += f", converging {totals.converging} late agents"
     if current.failure is not None and current.phase in (
         progress.Phase.ROLLING_BACK,
         progress.Phase.ROLLED_BACK,
@@ -134,6 +138,7 @@ def rollout_status(
                 updated=wave.totals.updated,
                 healthy=wave.totals.healthy,
                 failed=wave.totals.failed,
+                offline=wave.totals.offline,
                 started_at=current.wave(wave.name).started_at,
                 finished_at=current.wave(wave.name).finished_at,
                 gate=_gate(current.wave(wave.name).gate),
@@ -147,6 +152,7 @@ def rollout_status(
                 updated=region.totals.updated,
                 healthy=region.totals.healthy,
                 failed=region.totals.failed,
+                offline=region.totals.offline,
                 excluded=region.totals.excluded,
             )
             for region in summary.regions
@@ -156,7 +162,9 @@ def rollout_status(
             updated=totals.updated,
             healthy=totals.healthy,
             failed=totals.failed,
+            offline=totals.offline,
             excluded=totals.excluded,
+            converging=totals.converging,
         ),
         exclusions=[
             modelrollout.ExclusionSummary(

@@ -40,6 +40,8 @@ class ResidencyRule:
     allowed_regions: frozenset[str] | None = None
     allowed_jurisdictions: frozenset[str] | None = None
     denied_regions: frozenset[str] = frozenset()
+    policy: str | None = None
+    """The ResidencyPolicy's name when this rule is an existing policy (None otherwise)."""
 
     @property
     def restricts(self) -> bool:
@@ -48,6 +50,14 @@ class ResidencyRule:
             or self.allowed_jurisdictions is not None
             or bool(self.denied_regions)
         )
+
+
+POLICY_KIND = "ResidencyPolicy"
+
+
+def policy_source(name: str, *, missing: bool = False) -> str:
+    """How a ResidencyPolicy is named as a rule's source (`ResidencyPolicy/<name>`)."""
+    return f"{POLICY_KIND}/{name}" + (" (not found)" if missing else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +78,11 @@ class ResidencyRules:
     @property
     def sources(self) -> tuple[str, ...]:
         return tuple(rule.source for rule in self.rules if rule.restricts)
+
+    @property
+    def policies(self) -> tuple[str, ...]:
+        """Names of the existing ResidencyPolicies among the restricting rules."""
+        return tuple(rule.policy for rule in self.rules if rule.restricts and rule.policy)
 
     def violation(self, agent: views.AgentView) -> Violation | None:
         """The first reason `agent` may not hold a model under these rules, or None."""

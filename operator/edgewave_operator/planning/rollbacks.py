@@ -4,14 +4,31 @@ After a failed gate every agent of every started wave that serves the rollout's 
 goes back: to the rollout's previous version when the agent still holds it, else to the
 other version it holds (its standby slot), else the new version is removed so the agent
 is where it was before the rollout (serving nothing of this model).
+
+This is the one revert rule: each `Revert` is fully resolved (version, digest, backend and
+how to get there), so the executor carries it out without deciding again from what it
+happens to know live (after an operator restart it knows nothing live, and guessing there
+once stripped every version of the model from the agent).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from edgewave_operator.planning import views
+
+
+class Method(StrEnum):
+    """How an agent goes back."""
+
+    RESTORE = "Restore"
+    """The version to go back to is loaded on standby: the agent's `Rollback` swaps it in."""
+    ACTIVATE = "Activate"
+    """It is stored but not loaded: activate it (by digest and backend)."""
+    REMOVE = "Remove"
+    """Nothing ran before this rollout: take the model off the agent again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +41,16 @@ class Revert:
     to_version: str | None
     digest: str = ""
     backend: str = ""
+    method: Method = Method.REMOVE
+
+
+def method_for(held: views.HeldModel | None) -> Method:
+    """How to make `held` (the version to go back to) active again."""
+    if held is None:
+        return Method.REMOVE
+    if held.state is views.ModelState.STANDBY:
+        return Method.RESTORE
+    return Method.ACTIVATE
 
 
 def previous_on(
@@ -62,6 +89,7 @@ def plan_reverts(
                 to_version=back.version if back else None,
                 digest=back.digest if back else "",
                 backend=back.backend if back else "",
+                method=method_for(back),
             )
         )
     return tuple(reverts)

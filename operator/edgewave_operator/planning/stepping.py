@@ -11,11 +11,14 @@ Rules:
 - waves run in spec order; a wave starts after the previous one passed plus the pause;
 - within a wave, at most `max_unavailable` agents are updated per batch, by name;
 - `paused` stops before the next batch (a batch in flight completes);
-- failed activations beyond `max_failed`, a failed health gate, or agents that stayed
-  unreachable past the progress deadline fail the wave; with `auto_rollback` every agent
-  of every started wave that serves the new version is reverted;
+- an offline agent is waited for, then counted against `max_failed` (`offline`);
+- failed activations and agents offline past the unreachable timeout beyond `max_failed`,
+  a failed health gate, or agents the operator has not heard from by the progress
+  deadline fail the wave; with `auto_rollback` every agent of every started wave that
+  serves the new version is reverted;
 - a new revision (model version, digest or build) restarts the plan and supersedes;
-- after success, targets that lost the version (drift) or joined later are updated.
+- targets of passed waves that lack the version (they were offline, joined later, or
+  drifted) are brought to it by `converging`, not here: no wave runs again for them.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from edgewave_operator.planning import gates, progress, rollbacks, targeting, views
+from edgewave_operator.planning import gates, offline, progress, rollbacks, targeting, views
 
 Phase = progress.Phase
 WaveState = progress.WaveState
@@ -69,6 +72,7 @@ class Intent:
     auto_rollback: bool = True
     paused: bool = False
     progress_deadline: datetime.timedelta = datetime.timedelta(seconds=600)
+    offline: offline.Rule = field(default_factory=offline.Rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +154,24 @@ def failed_on_agent(agent: views.AgentView, *, model: str, version: str) -> bool
 def record_failures(
     current: progress.Progress, *, wave: str, failures: Mapping[str, str]
 ) -> progress.Progress:
-    """Remember agents whose activation failed in `wave` (name -> reason)."""
+    """Remember agents whose activation failed in `wave`, and why (name -> reason)."""
     if not failures:
         return current
     record = current.wave(wave)
     failed = tuple(sorted(set(record.failed_agents) | set(failures)))
-    return current.with_wave(replace(record, failed_agents=failed))
+    reasons = tuple(sorted({**dict(record.failure_reasons), **failures}.items()))
+    return current.with_wave(replace(record, failed_agents=failed, failure_reasons=reasons))
+
+
+MAX_REASONS = 3
+"""Agents whose own words a failure message quotes (the rest are named only)."""
+MAX_REASON_CHARS = 600
+
+
+def _reasons(record: progress.WaveProgress, failed: set[str]) -> str:
+    """The first failed agents' own reasons, as `; agent: why` (empty when none said why)."""
+    said = [(agent, why) for agent, why in record.failure_reasons if agent in failed and why]
+    return "".join(f"; {agent}: {why[:MAX_REASON_CHARS]}" for agent, why in said[:MAX_REASONS])
 
 
 @dataclass
@@ -413,17 +429,37 @@ class _Planner:
         if tuple(sorted(failed)) != record.failed_agents:
             record = replace(record, failed_agents=tuple(sorted(failed)))
             self.current = self.current.with_wave(record)
-        if len(failed) > wave.max_failed:
+        started_at = record.started_at or self.now
+        absent = offline.waiting(
+            self.intent.offline,
+            [a for a in wave.agents if a.name not in failed and not self.updated(a)],
+            reached=started_at,
+            now=self.now,
+        )
+        record = self.note_offline(wave, record, absent)
+        if len(failed) + len(absent.overdue) > wave.max_failed:
             return self.fail(
                 record,
-                reason=Reason.ACTIVATION_FAILED,
-                message=(
-                    f"{len(failed)} of {len(wave.agents)} agents failed to activate "
-                    f"{version} (maxFailed {wave.max_failed}): {', '.join(sorted(failed))}"
-                ),
-                numbers={"failed": len(failed), "maxFailed": wave.max_failed},
+                reason=Reason.ACTIVATION_FAILED
+                if len(failed) > wave.max_failed
+                else offline.Reason.OFFLINE,
+                message=offline.failure_message(
+                    self.intent.offline,
+                    version=version,
+                    total=len(wave.agents),
+                    max_failed=wave.max_failed,
+                    failed=failed,
+                    offline=absent.overdue,
+                )
+                + _reasons(record, failed),
+                numbers={
+                    "failed": len(failed) + len(absent.overdue),
+                    "maxFailed": wave.max_failed,
+                    **({"offline": len(absent.overdue)} if absent.overdue else {}),
+                },
             )
-        pending = [a for a in wave.agents if a.name not in failed and not self.updated(a)]
+        counted = failed | set(absent.overdue)
+        pending = [a for a in wave.agents if a.name not in counted and not self.updated(a)]
         if not pending:
             record = replace(record, state=WaveState.VERIFYING, verifying_since=self.now)
             self.current = self.current.with_wave(record)
@@ -432,27 +468,45 @@ class _Planner:
             return self.pause()
         self.resume()
         ready = [agent for agent in pending if agent.reachable and agent.observed]
-        started_at = record.started_at or self.now
         deadline = started_at + self.intent.progress_deadline
         if not ready:
-            if self.now >= deadline:
-                names = ", ".join(agent.name for agent in pending)
+            # Offline agents wait for their timeout; connected ones the operator has not
+            # heard from yet wait for the progress deadline.
+            unheard = [agent.name for agent in pending if agent.reachable]
+            if unheard and self.now >= deadline:
                 seconds = self.intent.progress_deadline.total_seconds()
                 return self.fail(
                     record,
                     reason=Reason.DEADLINE,
                     message=(
-                        f"agents {names} stayed unreachable past the progress deadline "
+                        f"agents {', '.join(unheard)} did not answer by the progress deadline "
                         f"({seconds:g} s); bring them back or cordon them"
                     ),
-                    numbers={"unreachable": len(pending), "deadlineSeconds": seconds},
+                    numbers={"unanswered": len(unheard), "deadlineSeconds": seconds},
                 )
-            return self.step(wake_at=deadline)
+            waits = [absent.wake_at] if absent.wake_at is not None else []
+            return self.step(wake_at=min([*waits, deadline] if unheard else waits, default=None))
         batch = tuple(
             Update(agent=a.name, model=model, version=version, engine=self.engines[a.name])
             for a in ready[: wave.max_unavailable]
         )
         return self.step(actions=(UpdateBatch(wave=wave.name, updates=batch),))
+
+    def note_offline(
+        self, wave: targeting.Wave, record: progress.WaveProgress, absent: offline.Waiting
+    ) -> progress.WaveProgress:
+        """Remember the wave's agents offline past the timeout; warn about new ones."""
+        if absent.overdue == record.offline_agents:
+            return record
+        new = set(absent.overdue) - set(record.offline_agents)
+        if new:
+            self.warning(
+                offline.Reason.OFFLINE,
+                offline.timed_out_message(self.intent.offline, wave=wave.name, agents=new),
+            )
+        record = replace(record, offline_agents=absent.overdue)
+        self.current = self.current.with_wave(record)
+        return record
 
     def verify_wave(
         self,
@@ -462,7 +516,8 @@ class _Planner:
         observation: Observation | None,
     ) -> progress.WaveProgress | Step:
         since = record.verifying_since or self.now
-        serving = tuple(agent.name for agent in wave.agents if self.updated(agent))
+        # Offline agents are not observed: they cannot make a gate fail by themselves.
+        serving = tuple(a.name for a in wave.agents if a.reachable and self.updated(a))
         if observation is None or observation.wave != wave.name:
             until = max(self.now, since + self.intent.gate.window)
             return self.step(actions=(Observe(wave=wave.name, agents=serving, until=until),))
@@ -499,29 +554,7 @@ class _Planner:
                 Reason.SUCCEEDED,
                 f"{self.intent.model} {self.intent.version} rolled out to every wave",
             )
-        if self.intent.paused:
-            return self.step()
-        batches: list[Action] = []
-        for wave in self.waves:
-            failed = set(self.current.wave(wave.name).failed_agents)
-            repairs = tuple(
-                Update(
-                    agent=agent.name,
-                    model=self.intent.model,
-                    version=self.intent.version,
-                    engine=self.engines[agent.name],
-                    repair=True,
-                )
-                for agent in wave.agents
-                if agent.name not in failed
-                and agent.name in self.engines
-                and agent.reachable
-                and agent.observed
-                and not self.updated(agent)
-            )
-            if repairs:
-                batches.append(UpdateBatch(wave=wave.name, updates=repairs[: wave.max_unavailable]))
-        return self.step(actions=tuple(batches))
+        return self.step()
 
 
 def _gate_result(verdict: gates.Verdict) -> progress.GateResult:

@@ -95,6 +95,47 @@ class Targeting:
         return dict(sorted(Counter(item.reason for item in self.excluded).items()))
 
 
+@dataclass(frozen=True, slots=True)
+class Eligibility:
+    """The one rule for "may this agent receive `version` of `model` now?".
+
+    Used to pick targets and again right before an agent is touched (the executor's last
+    check, on the agent as it is then): residency first, then the cordon. A cordoned agent
+    that already serves `version` stays eligible (nothing new reaches it).
+    """
+
+    rules: residency.ResidencyRules
+    model: str
+    version: str
+
+    def refusal(self, agent: views.AgentView) -> Excluded | None:
+        """Why `agent` must not receive the version, or None."""
+        violation = self.rules.violation(agent)
+        if violation is not None:
+            return Excluded(
+                agent=agent.name,
+                region=agent.region,
+                reason=violation.reason.value,
+                message=violation.message,
+                source=violation.source,
+            )
+        if agent.cordoned and agent.active_version(self.model) != self.version:
+            return Excluded(
+                agent=agent.name,
+                region=agent.region,
+                reason=Exclusion.CORDONED.value,
+                message=f"agent {agent.name} is cordoned; uncordon it to update it",
+            )
+        return None
+
+    def why_not(self, agent: views.AgentView | None) -> str | None:
+        """`refusal`'s message, for an agent that may have been deleted meanwhile (None)."""
+        if agent is None:
+            return "the EdgeAgent was deleted"
+        refused = self.refusal(agent)
+        return refused.message if refused else None
+
+
 def select_targets(
     *,
     spec: TargetSpec,
@@ -105,34 +146,17 @@ def select_targets(
 ) -> Targeting:
     """The targets of a rollout of `model` at `version`, and the selected-but-excluded.
 
-    A cordoned agent that already serves `version` stays a target (nothing new reaches
-    it); any other cordoned agent is excluded.
+    Every selected agent is judged by `Eligibility` (residency, then cordon).
     """
+    eligibility = Eligibility(rules=rules, model=model, version=version)
     targets: list[views.AgentView] = []
     excluded: list[Excluded] = []
     for agent in sorted(fleet, key=lambda a: a.name):
         if not spec.selects(agent):
             continue
-        violation = rules.violation(agent)
-        if violation is not None:
-            excluded.append(
-                Excluded(
-                    agent=agent.name,
-                    region=agent.region,
-                    reason=violation.reason.value,
-                    message=violation.message,
-                    source=violation.source,
-                )
-            )
-        elif agent.cordoned and agent.active_version(model) != version:
-            excluded.append(
-                Excluded(
-                    agent=agent.name,
-                    region=agent.region,
-                    reason=Exclusion.CORDONED.value,
-                    message=f"agent {agent.name} is cordoned; uncordon it to update it",
-                )
-            )
+        refused = eligibility.refusal(agent)
+        if refused is not None:
+            excluded.append(refused)
         else:
             targets.append(agent)
     return Targeting(targets=tuple(targets), excluded=tuple(excluded))

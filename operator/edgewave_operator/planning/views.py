@@ -10,16 +10,13 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from edgewave_api import edgeagent
 
-class ModelState(StrEnum):
-    """What an agent says about one version of a model it holds."""
-
-    ACTIVE = "Active"  # serving
-    STANDBY = "Standby"  # on disk or loaded, not serving (a rollback target)
-    LOADING = "Loading"
-    FAILED = "Failed"  # the last activation of this version failed
+ModelState = edgeagent.HeldModelState
+"""What an agent says about one version of a model it holds: the API's vocabulary, so the
+planner, the EdgeAgent status and the wire mapping (`agents.describing`) share one set of
+states. `Standby` is loaded and instantly restorable; `Staged` is only on disk."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +42,8 @@ class AgentView:
     label (if any); `reported_*` from the agent's own `Describe` answer (None until the
     operator has heard from it). `observed` says the models list is what the agent said
     in this operator process's lifetime, not a possibly stale status written earlier.
+    `reachable`/`unreachable_since` say whether the agent is connected now and since when
+    it is not (the offline rule, `planning.offline`, reads them).
     """
 
     name: str
@@ -54,6 +53,8 @@ class AgentView:
     labels: Mapping[str, str] = field(default_factory=dict)
     cordoned: bool = False
     reachable: bool = True
+    unreachable_since: datetime.datetime | None = None
+    """When the operator lost the agent (None while it is reachable, or when unknown)."""
     observed: bool = True
     label_region: str | None = None
     reported_region: str | None = None

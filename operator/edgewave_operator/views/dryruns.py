@@ -2,7 +2,8 @@
 
 `dry_run` feeds a ModelRollout, a fleet (EdgeAgents with the status their agents reported,
 live or declared) and the ResidencyPolicies through the same pure functions the operator
-uses, in the operator's order: targets (selector, regions, residency, cordon), the build
+uses (`planning.reconciling.scope`, `edgewave_compiler.planning.plan_rollout`), in the
+operator's order: targets (selector, regions, residency, cordon), the build
 key of every target (the compiler's planner, deduplicated: one build per distinct key),
 agents no backend can serve excluded, then waves and their batches. Nothing here builds,
 reads or writes; `edgewave plan` renders the result and may then run the central builds.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from edgewave_api import edgeagent, modelrollout, residencypolicy
 from edgewave_compiler import planning as compile_planning
-from edgewave_operator.planning import parsing, residency, targeting
+from edgewave_operator.planning import parsing, reconciling, residency, targeting
 
 DEFAULT_OPTIONS = compile_planning.PlanOptions()
 
@@ -86,21 +87,8 @@ def _name(rollout: modelrollout.ModelRollout) -> str:
 def rules_for(
     rollout: modelrollout.ModelRollout, policies: Iterable[residencypolicy.ResidencyPolicy]
 ) -> residency.ResidencyRules:
-    """The rollout's residency rules as the operator applies them (a missing policy allows
-    nothing: fail closed)."""
-    policy_list = list(policies)
-    rules = parsing.residency_rules(rollout, policy_list)
-    missing = parsing.missing_policy(rollout, policy_list)
-    if missing is None:
-        return rules
-    return residency.ResidencyRules(
-        rules=(
-            *rules.rules,
-            residency.ResidencyRule(
-                source=f"ResidencyPolicy/{missing} (not found)", allowed_regions=frozenset()
-            ),
-        )
-    )
+    """The rollout's residency rules as the operator applies them (`parsing.effective_rules`)."""
+    return parsing.effective_rules(rollout, policies)
 
 
 def dry_run(
@@ -113,22 +101,12 @@ def dry_run(
 ) -> DryRun:
     """The plan of `rollout` over `agents` under `policies` with these central builders."""
     by_name = {agent.metadata.name or "": agent for agent in agents}
-    fleet = [parsing.agent_view(agent) for agent in by_name.values()]
-    intent = parsing.intent(rollout)
-    rules = rules_for(rollout, policies)
-    found = targeting.select_targets(
-        spec=parsing.target_spec(rollout),
-        rules=rules,
-        fleet=fleet,
-        model=intent.model,
-        version=intent.version,
-    )
-    build_plan = compile_planning.plan_builds(
-        targets={
-            view.name: compile_planning.platform_from_agent(by_name[view.name].status)
-            for view in found.targets
-        },
-        request=compile_planning.request_from_rollout(rollout.spec),
+    fleet = tuple(parsing.agent_view(agent) for agent in by_name.values())
+    scoped = reconciling.scope(rollout, fleet=fleet, policies=tuple(policies))
+    intent, rules, found = scoped.intent, scoped.rules, scoped.targeting
+    build_plan = compile_planning.plan_rollout(
+        rollout.spec,
+        statuses={view.name: by_name[view.name].status for view in found.targets},
         builders=builders,
         options=options,
     )
@@ -187,3 +165,15 @@ def _only(build: compile_planning.PlannedBuild, kept: set[str]) -> compile_plann
     if agents == build.agents:
         return build
     return compile_planning.PlannedBuild(key=build.key, location=build.location, agents=agents)
+
+
+def waves_of(
+    *,
+    rollout: modelrollout.ModelRollout,
+    agents: Iterable[edgeagent.EdgeAgent],
+    policies: Iterable[residencypolicy.ResidencyPolicy],
+) -> dict[str, str]:
+    """Each targeted agent's wave, by agent name, as the planner assigns it (what
+    `edgewave status` and the dashboard show); builds are not needed for that."""
+    run = dry_run(rollout=rollout, agents=agents, policies=policies, builders=())
+    return {target.agent: target.wave for target in run.targets}

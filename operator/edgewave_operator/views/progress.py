@@ -36,9 +36,14 @@ def waves_table(rollout: modelrollout.ModelRollout) -> Table:
     title = Text(f"{rollout_views.name_of(rollout)}  {model.name} {model.version}  ")
     title.append(phase.value, style=_PHASE_STYLES.get(phase, ""))
     title.append(f"  ready {status.ready or '-'}")
-    excluded = status.totals.excluded if status.totals else 0
-    if excluded:
-        title.append(f"  excluded {excluded}")
+    totals = status.totals or modelrollout.RolloutTotals()
+    for label, count in (
+        ("excluded", totals.excluded),
+        ("offline", totals.offline),
+        ("converging", totals.converging),
+    ):
+        if count:
+            title.append(f"  {label} {count}")
     table = Table(title=title, title_justify="left", header_style="bold", expand=False)
     for column in ("WAVE", "REGIONS", "PHASE", "UPDATED", "GATE"):
         table.add_column(column)

@@ -108,12 +108,14 @@ def conditions_table(rollout: modelrollout.ModelRollout, *, now: datetime.dateti
 
 
 def waves_table(rollout: modelrollout.ModelRollout) -> Table:
-    table = _table("Waves", "WAVE", "PHASE", "TARGETS", "UPDATED", "HEALTHY", "FAILED", "GATE")
+    table = _table(
+        "Waves", "WAVE", "PHASE", "TARGETS", "UPDATED", "HEALTHY", "FAILED", "OFFLINE", "GATE"
+    )
     recorded = {w.name: w for w in (rollout.status.waves if rollout.status else [])}
     for spec in rollout.spec.strategy.waves:
         wave = recorded.get(spec.name)
         if wave is None:
-            table.add_row(spec.name, "Pending", "-", "-", "-", "-", "-")
+            table.add_row(spec.name, "Pending", "-", "-", "-", "-", "-", "-")
             continue
         table.add_row(
             wave.name,
@@ -122,13 +124,16 @@ def waves_table(rollout: modelrollout.ModelRollout) -> Table:
             str(wave.updated),
             str(wave.healthy),
             str(wave.failed),
+            str(wave.offline),
             gate_text(wave.gate),
         )
     return table
 
 
 def regions_table(rollout: modelrollout.ModelRollout) -> Table:
-    table = _table("Regions", "REGION", "TARGETS", "UPDATED", "HEALTHY", "FAILED", "EXCLUDED")
+    table = _table(
+        "Regions", "REGION", "TARGETS", "UPDATED", "HEALTHY", "FAILED", "OFFLINE", "EXCLUDED"
+    )
     for region in rollout.status.regions if rollout.status else []:
         table.add_row(
             region.region,
@@ -136,6 +141,7 @@ def regions_table(rollout: modelrollout.ModelRollout) -> Table:
             str(region.updated),
             str(region.healthy),
             str(region.failed),
+            str(region.offline),
             str(region.excluded),
         )
     return table
@@ -194,7 +200,8 @@ def render(
 ) -> Group:
     parts: list[RenderableType] = [header(rollout)]
     status = rollout.status
-    if status is None:
+    # The API server serves `observedGeneration: 0` until the operator's first status write.
+    if status is None or not status.observed_generation:
         parts.append(Text("no status yet: is the operator running? (`edgewave operator run`)"))
     else:
         parts += [conditions_table(rollout, now=now), waves_table(rollout)]

@@ -11,6 +11,7 @@ import onnxruntime
 import pytest
 
 from edgewave_agent import testing
+from edgewave_compiler import keys
 from edgewave_operator.agents import errors
 from edgewave_operator.agents.artifacts import Artifact
 from edgewave_operator.agents.client import AgentClient
@@ -23,7 +24,6 @@ def test_agent_builds_activates_and_reports_the_engine_digest(
     connect: Callable[..., AgentClient],
     tmp_path: Path,
 ) -> None:
-    keys = pytest.importorskip("edgewave_compiler.keys", reason="needs the compiler library")
     agent = start_agent("edge-builder")
     path, model_digest = testing.write_artifact(tmp_path, testing.linear_model(scale=2.0))
     spec = keys.BuildSpec(

@@ -1,4 +1,4 @@
-"""Only the operator (or a gateway) may command an agent: roles in certificates, real mTLS.
+"""Only the operator may command an agent: roles in certificates, real mTLS.
 
 Every certificate below is signed by the agent's own CA, so the TLS handshake succeeds;
 what refuses them is the role check (`edgewave_agent.authorizing`).
@@ -70,6 +70,10 @@ def _callers(ca: pki.KeyPair) -> dict[str, pki.KeyPair]:
             uris=(identities.agent("edge-2"),),
             server=True,
             client=True,
+        ),
+        # A gateway relays the operator's calls; its own certificate commands nothing.
+        "a gateway, clientAuth": pki.issue(
+            ca, common_name="gw-1", uris=(identities.gateway("gw-1"),), client=True
         ),
         "no role": pki.issue(ca, common_name="edgewave-operator", client=True),
         "another trust domain": pki.issue(

@@ -176,3 +176,22 @@ def test_dockerfile_is_multi_stage_locked_and_non_root(
         else {chart["health"]["port"], chart["metrics"]["port"], chart["webhook"]["port"]}
     )
     assert exposed == wanted
+
+
+@pytest.mark.parametrize(("dockerfile", "extra", "script", "values"), IMAGES)
+def test_runtime_works_in_an_empty_read_only_directory(
+    dockerfile: Path, extra: str, script: str, values: Path
+) -> None:
+    # Without WORKDIR the process runs in `/`, where a model's relative external-data path
+    # reaches /var/run/secrets/...; the runtime stage sets an empty directory it cannot write.
+    runtime = parse_dockerfile(dockerfile)[-1]
+    workdirs = [args for instruction, args in runtime.instructions if instruction == "WORKDIR"]
+    assert workdirs, f"{dockerfile.name}: the runtime stage sets no WORKDIR"
+    workdir = workdirs[-1]
+    assert workdir not in ("/", "/tmp", "/src") and workdir.startswith("/var/empty/")
+    made = [
+        args
+        for instruction, args in runtime.instructions
+        if instruction == "RUN" and f"install -d -o root -g root -m 0555 {workdir}" in args
+    ]
+    assert made, f"{dockerfile.name}: {workdir} is not made empty, root-owned and read-only"

@@ -143,8 +143,8 @@ def test_it_runs_as_a_kubectl_plugin(
 ) -> None:
     region, names = fleet
     scripts = Path(sys.executable).parent
-    if not (scripts / "kubectl-edgewave").is_file():
-        pytest.skip("the kubectl-edgewave entry point is not installed in this environment")
+    # The entry point is declared in pyproject.toml; a missing one is a broken install.
+    assert (scripts / "kubectl-edgewave").is_file(), f"no kubectl-edgewave in {scripts}"
     env = {
         **os.environ,
         "KUBECONFIG": str(crds.kubeconfig),

@@ -18,7 +18,7 @@ from edgewave_operator.devcluster import clusters
 pytestmark = pytest.mark.integration
 Edgewave = Callable[..., subprocess.CompletedProcess[str]]
 ROOT = Path(__file__).resolve().parents[3]
-FLEET = ROOT / "docs" / "examples" / "fleet.yaml"
+FLEET = ROOT / "docs" / "cli" / "fleet.yaml"
 POLICY = ROOT / "docs" / "examples" / "residencypolicy-eu-only.yaml"
 
 
@@ -178,7 +178,7 @@ def test_mistakes_are_one_line_and_exit_code_1(
 
 def test_a_bad_fleet_file_is_one_line(edgewave: Edgewave, tmp_path: Path) -> None:
     fleet = tmp_path / "fleet.yaml"
-    fleet.write_text("kind: Fleet\nclasses: []\nregions: []\n")
+    fleet.write_text("fleet: bad\nclasses: []\nregions: []\n")
     rollout = ROOT / "docs" / "examples" / manifests.GLOBAL_ROLLOUT
     result = edgewave("plan", str(rollout), "--fleet", str(fleet), "--no-build")
     assert result.returncode == 1

@@ -30,14 +30,14 @@ from edgewave_compiler import (
 )
 
 Saver = Callable[[onnx.ModelProto | bytes, str], tuple[Path, str]]
-RTX = backends.installed(keys.Backend.TENSORRT_RTX)
+# TensorRT-RTX is a pinned dependency on this platform (pyproject.toml): a toolchain that
+# does not load is a failure here, never a skip (`load` raises `BackendUnavailable`).
+RTX = backends.load(keys.Backend.TENSORRT_RTX)
 ORT_VERSION = onnxruntime.__version__
 PROFILE = keys.ShapeProfile(input="x", min=(1, 8), opt=(4, 8), max=(16, 8))
-needs_rtx = pytest.mark.skipif(RTX is None, reason="tensorrt-rtx is not installed")
 
 
 def rtx_key(sha: str, cc: str, **changes: object) -> keys.BuildKey:
-    assert RTX is not None
     base: dict[str, object] = {
         "model_sha256": sha,
         "backend": keys.Backend.TENSORRT_RTX,
@@ -70,8 +70,6 @@ class Built:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """One compiler run: TensorRT-RTX FP16 for SM86 and SM120, and ONNX Runtime."""
-    if RTX is None:
-        pytest.skip("tensorrt-rtx is not installed")
     root = tmp_path_factory.mktemp("engines")
     model = root / "model.onnx"
     model.write_bytes(samples.matmul_relu().SerializeToString())
@@ -92,7 +90,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     )
 
 
-@needs_rtx
 def test_two_compute_capabilities_give_two_engines(built: Built) -> None:
     sm86, sm120 = built.records["sm86"], built.records["sm120"]
     assert built.workers_started == 3
@@ -109,7 +106,6 @@ def test_two_compute_capabilities_give_two_engines(built: Built) -> None:
         assert "building TensorRTRTX" in record.log
 
 
-@needs_rtx
 def test_second_request_hits_the_cache_without_building(built: Built) -> None:
     engines = cache.EngineCache(built.root / "cache")
     compiler = compiling.Compiler(engines)
@@ -124,7 +120,6 @@ def test_second_request_hits_the_cache_without_building(built: Built) -> None:
     assert engines.builds == 0
 
 
-@needs_rtx
 def test_onnxruntime_artifact_matches_the_source_model(built: Built) -> None:
     record = built.records["ort"]
     assert record.engine_path is not None and record.engine_path.suffix == ".onnx"
@@ -182,7 +177,6 @@ def test_int8_refuses_a_model_without_qdq() -> None:
         )
 
 
-@needs_rtx
 def test_int8_builds_a_qdq_model(save: Saver, tmp_path: Path) -> None:
     path, sha = save(samples.quantized_matmul(), "qdq.onnx")
     output = building.build_engine(
@@ -194,7 +188,6 @@ def test_int8_builds_a_qdq_model(save: Saver, tmp_path: Path) -> None:
     assert output.artifact.suffix == ".plan"
 
 
-@needs_rtx
 @pytest.mark.parametrize(
     ("model", "profiles", "cc", "error", "words"),
     [
@@ -245,7 +238,7 @@ def test_onnxruntime_unsupported_operator_names_the_node(save: Saver, tmp_path: 
 @pytest.mark.parametrize(
     ("changes", "error", "words"),
     [
-        ({"model_sha256": "1" * 64}, errors.DigestMismatch, "but spec.model.sha256 is 1111"),
+        ({"model_sha256": "1" * 64}, errors.DigestMismatch, "spec.model.sha256 names \\(1111"),
         ({"backend_version": "0.1.0"}, errors.BackendUnavailable, "needs ONNXRuntime 0.1.0"),
     ],
 )

@@ -15,7 +15,7 @@ import onnxruntime
 import psutil
 import pytest
 
-from edgewave_compiler import cache, compiling, errors, keys, samples
+from edgewave_compiler import cache, compiling, errors, fetching, keys, samples
 
 SHA = "7a" * 32
 
@@ -176,6 +176,8 @@ def test_fetch_model_lands_in_the_cache(tmp_path: Path) -> None:
     source = tmp_path / "m.onnx"
     source.write_bytes(samples.matmul_relu().SerializeToString())
     sha = hashlib.sha256(source.read_bytes()).hexdigest()
-    compiler = compiling.Compiler(cache.EngineCache(tmp_path / "cache"))
+    compiler = compiling.Compiler(
+        cache.EngineCache(tmp_path / "cache"), fetch_policy=fetching.FetchPolicy(file_root=tmp_path)
+    )
     path = asyncio.run(compiler.fetch_model(source.as_uri(), sha256=sha))
     assert path == tmp_path / "cache" / "models" / f"{sha}.onnx"

@@ -17,9 +17,9 @@ import pytest
 
 from edgewave_agent import testing
 from edgewave_compiler import cache, errors, keys, onagent, planning, samples
+from edgewave_operator.agents import describing
 from edgewave_operator.agents.artifacts import Artifact
 from edgewave_operator.agents.client import AgentClient, ClientTls
-from edgewave_operator.handlers import describing
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ import yaml
 
 from edgewave_agent import settings as agent_settings
 from edgewave_agent import testing
+from edgewave_agent.backends import GpuInfo
 from edgewave_agent.server import AgentServer
 from edgewave_api import crdgen
 from edgewave_operator.devcluster import clusters
@@ -134,7 +135,16 @@ class AgentHost:
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return self.background.call(coroutine, timeout)
 
-    def start(self, agent_id: str, *, region: str, jurisdiction: str, **extra: Any) -> Agent:
+    def start(
+        self,
+        agent_id: str,
+        *,
+        region: str,
+        jurisdiction: str,
+        gpus: Sequence[GpuInfo] = (),
+        **extra: Any,
+    ) -> Agent:
+        """Serve one more agent; `gpus` is the hardware it reports (none: this CPU)."""
         raw = testing.agent_config(
             pki_=self.pki,
             data_dir=self.root / agent_id,
@@ -146,7 +156,7 @@ class AgentHost:
             **extra,
         )
         config = agent_settings.parse(raw, source=agent_id)
-        server = AgentServer(config, gpus=[], inference_threads=1)
+        server = AgentServer(config, gpus=list(gpus), inference_threads=1)
         self.call(server.start())
         assert server.core is not None
         self.spy.wrap(agent_id, server.core.store)
@@ -369,6 +379,8 @@ class Operators:
             "EDGEWAVE_WATCH_NAMESPACES": json.dumps([self.namespace]),
             "EDGEWAVE_IDENTITY": identity,
             "EDGEWAVE_CACHE_DIR": str(self.cache),
+            # Session temp root: holds the `model_files` directory (file:// model URIs).
+            "EDGEWAVE_MODEL_ROOT": str(self.cache.parent),
             "EDGEWAVE_PROBE_INTERVAL_SECONDS": "0.5",
             "EDGEWAVE_PROBE_MAX_BACKOFF_SECONDS": "2",
             "EDGEWAVE_LEASE_DURATION_SECONDS": "3",

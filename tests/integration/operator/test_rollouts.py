@@ -120,6 +120,7 @@ def test_failed_probe_in_wave_two_rolls_every_updated_agent_back(
     assert degraded["reason"] == "ActivationFailed"
     message = str(degraded["message"])
     assert "ec-1" in message and "maxFailed 0" in message and "failed=1" in message
+    assert "failed its health probe" in message  # the agent's own reason, not only its name
     assert condition(body, "Ready")["status"] == "False"  # type: ignore[index]
     assert condition(body, "Stalled")["status"] == "True"  # type: ignore[index]
     assert body["status"]["previousVersion"] == "1.0.0"

@@ -45,6 +45,9 @@ def test_a_valid_file_with_flag_overrides(tmp_path: Path) -> None:
         ({"store": {"quota_bytes": "lots"}}, "store.quota_bytes:"),
         ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
         ({"activation_public_key_pem": "x"}, "exactly one of activation_public_key_file"),
+        ({"inference": {"threads": 0}}, "inference.threads: Input should be greater than"),
+        ({"inference": {"max_elements": 0}}, "inference.max_elements: Input should be greater"),
+        ({"inference": {"max_request_bytes": "1KiB"}}, "inference.max_request_bytes: Input"),
     ],
 )
 def test_errors_are_one_line_each_and_name_the_field(
@@ -89,9 +92,18 @@ def test_unreadable_files(tmp_path: Path, content: str, message: str) -> None:
         settings.load(tmp_path / "missing.yaml")
 
 
+def test_the_stated_inference_memory_cap() -> None:
+    """README "Inference limits" states 1.4 GiB for the defaults: 6 waiting requests of
+    64 MiB and 2 being answered, each holding 4 x (64 MiB in + 64 MiB out)."""
+    limits = settings.InferenceConfig()
+    assert limits.memory_cap_bytes() == 6 * (64 << 20) + 2 * 4 * (128 << 20)
+    assert settings.InferenceConfig(threads=8).memory_cap_bytes() == 8 * 4 * (128 << 20)
+
+
 def test_the_documented_example_is_valid() -> None:
     example = Path(__file__).resolve().parents[3] / "edge-agent" / "agent.example.yaml"
     config = settings.load(example)
     assert config.agent_id == "edge-berlin-01"
     assert int(config.store.max_artifact_bytes or 0) == 8 << 30
     assert config.listen.control == "0.0.0.0:7443"
+    assert config.inference == settings.InferenceConfig()  # the example shows the defaults

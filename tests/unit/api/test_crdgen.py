@@ -169,10 +169,11 @@ def test_cel_rules_reach_the_schema(kind: str, path: str, fragment: str) -> None
 
 
 def test_every_rule_has_a_message() -> None:
-    for _, _, node in ALL_NODES:
-        for rule in node.get("x-kubernetes-validations", []):
-            assert rule["message"]
-            assert set(rule) <= {"rule", "message", "messageExpression", "fieldPath", "reason"}
+    rules = [rule for _, _, node in ALL_NODES for rule in node.get("x-kubernetes-validations", [])]
+    assert rules, "no CEL rule found: this test would check nothing"
+    for rule in rules:
+        assert rule["message"]
+        assert set(rule) <= {"rule", "message", "messageExpression", "fieldPath", "reason"}
 
 
 def test_every_field_has_a_description() -> None:
@@ -189,6 +190,7 @@ def test_every_field_has_a_description() -> None:
 def test_printer_columns_point_at_fields_that_exist(kind: str) -> None:
     paths = {path for path, _ in _nodes(_schema(kind))}
     (version,) = CRDS[kind]["spec"]["versions"]
+    assert version["additionalPrinterColumns"], f"{kind} has no printer columns"
     for column in version["additionalPrinterColumns"]:
         path = column["jsonPath"].split("[?")[0]
         assert path in paths | {".metadata.creationTimestamp"}, column

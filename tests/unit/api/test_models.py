@@ -71,6 +71,7 @@ LIVE_ROLLOUT: dict[str, Any] = {
             "autoRollback": False,
             "paused": True,
             "progressDeadlineSeconds": 120,
+            "unreachableTimeoutSeconds": 900,
         },
         "residency": {
             "allowedRegions": ["eu-west", "us-east"],
@@ -121,6 +122,7 @@ LIVE_ROLLOUT: dict[str, Any] = {
                 "updated": 2,
                 "healthy": 2,
                 "failed": 0,
+                "offline": 0,
                 "name": "eu",
                 "phase": "Succeeded",
                 "startedAt": T,
@@ -132,6 +134,7 @@ LIVE_ROLLOUT: dict[str, Any] = {
                 "updated": 1,
                 "healthy": 0,
                 "failed": 1,
+                "offline": 1,
                 "name": "rest",
                 "phase": "RolledBack",
                 "gate": {"errorRate": 0.2, "samples": 12, "passed": False},
@@ -143,11 +146,20 @@ LIVE_ROLLOUT: dict[str, Any] = {
                 "updated": 2,
                 "healthy": 2,
                 "failed": 0,
+                "offline": 0,
                 "region": "eu-west",
                 "excluded": 1,
             }
         ],
-        "totals": {"targets": 4, "updated": 3, "healthy": 2, "failed": 1, "excluded": 1},
+        "totals": {
+            "targets": 4,
+            "updated": 3,
+            "healthy": 2,
+            "failed": 1,
+            "offline": 1,
+            "excluded": 1,
+            "converging": 0,
+        },
         "exclusions": [{"reason": "Cordoned", "count": 1, "examples": ["edge-3"]}],
         "startedAt": T,
         "finishedAt": T,
@@ -293,6 +305,7 @@ def test_minimal_rollout_gets_the_documented_defaults() -> None:
     assert spec.strategy.auto_rollback is True
     assert spec.strategy.paused is False
     assert spec.strategy.progress_deadline_seconds == 600
+    assert spec.strategy.unreachable_timeout_seconds == 600
     assert rollout.status is None
 
 
@@ -345,3 +358,11 @@ def test_catch_all_wave_may_be_last() -> None:
         {"waves": [{"name": "canary", "regions": ["eu-west"]}, {"name": "rest"}]}
     )
     assert strategy.waves[-1].regions is None
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 604801])
+def test_unreachable_timeout_out_of_bounds_is_refused(seconds: int) -> None:
+    with pytest.raises(pydantic.ValidationError, match="unreachableTimeoutSeconds"):
+        modelrollout.Strategy.model_validate(
+            {"waves": [{"name": "all"}], "unreachableTimeoutSeconds": seconds}
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pydantic
 import pytest
 
@@ -17,12 +19,21 @@ def test_valid(value: int | str) -> None:
     assert Holder(value=value).value == value
 
 
+PERCENT = "must be a non-negative integer or a percentage from 0% to 100%"
+NOT_INT_OR_STR = "Input should be a valid integer"
+
+
 @pytest.mark.parametrize(
-    "value", [-1, "150%", "101%", "100.0%", "3", "half", "%", "-5%", " 5%", 2.5, True, None]
+    ("value", "words"),
+    [
+        *((v, PERCENT) for v in (-1, "150%", "101%", "100.0%", "3", "half", "%", "-5%", " 5%")),
+        *((v, NOT_INT_OR_STR) for v in (2.5, True, None)),
+    ],
 )
-def test_invalid(value: object) -> None:
-    with pytest.raises(pydantic.ValidationError):
+def test_invalid(value: object, words: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=re.escape(words)) as refused:
         Holder.model_validate({"value": value})
+    assert refused.value.errors()[0]["loc"][0] == "value"
 
 
 @pytest.mark.parametrize(

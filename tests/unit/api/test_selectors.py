@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pydantic
 import pytest
 
@@ -55,18 +57,31 @@ def test_to_query() -> None:
     assert LabelSelector().to_query() == ""
 
 
+VALUES_RULE = "values must be non-empty for operators In and NotIn, and empty for Exists"
+
+
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "field", "words"),
     [
-        {"matchExpressions": [{"key": "tier", "operator": "In"}]},
-        {"matchExpressions": [{"key": "tier", "operator": "In", "values": []}]},
-        {"matchExpressions": [{"key": "tier", "operator": "Exists", "values": ["x"]}]},
-        {"matchExpressions": [{"key": "tier", "operator": "Like", "values": ["x"]}]},
-        {"matchExpressions": [{"key": "bad key", "operator": "Exists"}]},
-        {"matchLabels": {"bad key!": "x"}},
-        {"matchLabels": {"ok": "bad value!"}},
+        ({"matchExpressions": [{"key": "tier", "operator": "In"}]},
+         ("matchExpressions", 0), VALUES_RULE),
+        ({"matchExpressions": [{"key": "tier", "operator": "In", "values": []}]},
+         ("matchExpressions", 0), VALUES_RULE),
+        ({"matchExpressions": [{"key": "tier", "operator": "Exists", "values": ["x"]}]},
+         ("matchExpressions", 0), VALUES_RULE),
+        ({"matchExpressions": [{"key": "tier", "operator": "Like", "values": ["x"]}]},
+         ("matchExpressions", 0, "operator"), "Input should be 'In', 'NotIn', 'Exists'"),
+        ({"matchExpressions": [{"key": "bad key", "operator": "Exists"}]},
+         ("matchExpressions", 0, "key"), "String should match pattern"),
+        ({"matchLabels": {"bad key!": "x"}},
+         ("matchLabels",), "keys must be valid label keys ([prefix/]name): ['bad key!']"),
+        ({"matchLabels": {"ok": "bad value!"}},
+         ("matchLabels", "ok"), "String should match pattern"),
     ],
-)
-def test_invalid_selectors_are_refused(bad: dict[str, object]) -> None:
-    with pytest.raises(pydantic.ValidationError):
+)  # fmt: skip
+def test_invalid_selectors_are_refused(
+    bad: dict[str, object], field: tuple[object, ...], words: str
+) -> None:
+    with pytest.raises(pydantic.ValidationError, match=re.escape(words)) as refused:
         LabelSelector.model_validate(bad)
+    assert [e["loc"] for e in refused.value.errors()] == [field]

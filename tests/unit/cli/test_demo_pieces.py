@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import pytest
 
 from edgewave_api import edgeagent, modelrollout
@@ -81,7 +82,6 @@ def test_demo_agents_are_selected_by_the_eu_only_sample() -> None:
 
 
 def test_the_classifier_answers_probabilities_for_any_image_size(tmp_path: Path) -> None:
-    onnxruntime = pytest.importorskip("onnxruntime")
     model = _model(tmp_path)
     session = onnxruntime.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
     for shape in ((1, 3, 16, 16), (4, 3, 224, 224)):

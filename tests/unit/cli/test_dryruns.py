@@ -39,7 +39,7 @@ def _rollout(name: str) -> modelrollout.ModelRollout:
 
 
 POLICY = residencypolicy.ResidencyPolicy.model_validate(_document("residencypolicy-eu-only.yaml"))
-FLEET = fleetfile.load(EXAMPLES / "fleet.yaml", now=T0)
+FLEET = fleetfile.load(ROOT / "docs" / "cli" / "fleet.yaml", now=T0)
 
 
 def test_three_waves_on_the_gpu_fleet_build_once_per_distinct_key() -> None:

@@ -11,7 +11,7 @@ from edgewave_api import conditions, edgeagent
 from edgewave_operator import fleetfile
 
 ROOT = Path(__file__).resolve().parents[3]
-FLEET = ROOT / "docs" / "examples" / "fleet.yaml"
+FLEET = ROOT / "docs" / "cli" / "fleet.yaml"
 T0 = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 
 
@@ -41,18 +41,20 @@ def test_the_documented_fleet_has_two_rtx_classes_and_a_jetson_class_in_three_re
 
 def test_the_fleet_pins_the_tensorrt_rtx_release_this_environment_builds_with() -> None:
     """A central TensorRT-RTX engine loads only on the same release: keep the file in step."""
-    installed = pytest.importorskip("tensorrt_rtx").__version__
+    import tensorrt_rtx  # a pinned dependency: failing to import fails the test
+
+    installed = tensorrt_rtx.__version__
     versions = {
         runtime.version
         for agent in fleetfile.load(FLEET, now=T0)
         for runtime in (agent.status.runtimes if agent.status else [])
         if runtime.name == "TensorRTRTX"
     }
-    assert versions == {installed}, "update the TensorRTRTX versions in docs/examples/fleet.yaml"
+    assert versions == {installed}, "update the TensorRTRTX versions in docs/cli/fleet.yaml"
 
 
 GOOD = """
-kind: Fleet
+fleet: tiny
 classes:
   - name: cpu
     runtimes: [{name: ONNXRuntime, version: 1.32.0}]
@@ -65,7 +67,11 @@ regions:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("kind: Pod\n", "is not a fleet file: it needs `kind: Fleet`"),
+        ("classes: []\n", "is not a fleet file: it needs `fleet: NAME`"),
+        (
+            "apiVersion: edgewave.io/v1alpha1\nkind: Fleet\n",
+            "is a Kubernetes manifest (kind Fleet), not a fleet file",
+        ),
         ("[1, 2", "is not valid YAML"),
         (GOOD.replace("class: cpu", "class: gpu"), "names class 'gpu', which is not declared"),
         (
@@ -80,7 +86,15 @@ regions:
         ),
         (GOOD + "colour: blue\n", "colour: Extra inputs are not permitted"),
     ],
-    ids=["not-a-fleet", "bad-yaml", "unknown-class", "duplicate", "bad-region", "unknown-field"],
+    ids=[
+        "not-a-fleet",
+        "a-manifest",
+        "bad-yaml",
+        "unknown-class",
+        "duplicate",
+        "bad-region",
+        "unknown-field",
+    ],
 )
 def test_mistakes_are_reported_on_one_line_naming_the_file(text: str, message: str) -> None:
     with pytest.raises(fleetfile.FleetError) as caught:

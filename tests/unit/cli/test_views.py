@@ -31,6 +31,15 @@ def _text(renderable: RenderableType) -> str:
     return output.getvalue()
 
 
+def _row(text: str, first: str) -> list[str]:
+    """The cells of the first table row whose first cell is `first`."""
+    for line in text.splitlines():
+        cells = [c for c in line.replace("│", " ").replace("┃", " ").split() if c]
+        if cells and cells[0] == first:
+            return cells
+    raise AssertionError(f"no row starts with {first}")
+
+
 def _conditions(**statuses: bool) -> list[conditions.Condition]:
     found: list[conditions.Condition] = []
     for kind, value in statuses.items():
@@ -133,7 +142,9 @@ def test_the_agents_document_is_json_and_yaml_with_models_and_last_seen() -> Non
 
 
 def test_the_agents_table_shows_gpu_models_health_and_age_and_wide_adds_more() -> None:
-    declared = fleetfile.load(EXAMPLES / "fleet.yaml", now=T0 - datetime.timedelta(hours=3))
+    declared = fleetfile.load(
+        ROOT / "docs" / "cli" / "fleet.yaml", now=T0 - datetime.timedelta(hours=3)
+    )
     fleet = [*declared[:1], _agent("edge-cpu", status=SEEN)]
     table = _text(agents.table(agents.rows(fleet), now=T0))
     assert declared[0].metadata.name == "gpu-eu-central-1"
@@ -186,7 +197,7 @@ def _dry_run() -> dryruns.DryRun:
     )
     return dryruns.dry_run(
         rollout=rollout,
-        agents=fleetfile.load(EXAMPLES / "fleet.yaml", now=T0),
+        agents=fleetfile.load(ROOT / "docs" / "cli" / "fleet.yaml", now=T0),
         policies=(),
         builders=builders,
     )
@@ -258,6 +269,7 @@ def _rollout_with_status() -> modelrollout.ModelRollout:
                 targets=2,
                 updated=2,
                 healthy=2,
+                offline=1,
                 gate=modelrollout.GateMeasurement(
                     samples=25, p95_latency_ms=1.25, error_rate=0.0, passed=True
                 ),
@@ -268,7 +280,9 @@ def _rollout_with_status() -> modelrollout.ModelRollout:
                 reason="RegionNotAllowed", count=2, examples=["edge-us-1", "edge-us-2"]
             )
         ],
-        totals=modelrollout.RolloutTotals(targets=4, updated=2, healthy=1, excluded=2),
+        totals=modelrollout.RolloutTotals(
+            targets=4, updated=2, healthy=1, excluded=2, offline=1, converging=1
+        ),
         conditions=_conditions(Ready=False, Progressing=True),
     )
     return rollout
@@ -314,15 +328,25 @@ def test_status_shows_waves_with_gates_and_the_agents_holding_the_model() -> Non
     assert "25 req, p95 1.2 ms, err 0.000 (passed)" in text
     assert "RegionNotAllowed" in text
     assert "edge-us-1, edge-us-2" in text
+    assert "OFFLINE" in text
+    assert _row(text, "eu-west")[:6] == ["eu-west", "Succeeded", "2", "2", "2", "0"]
+    assert _row(text, "eu-west")[6] == "1"
     document = rollouts.document(rollout, lines)
     assert document["ready"] is False
     assert document["status"]["waves"][0]["gate"]["samples"] == 25
     assert document["agents"][0]["serving"] == "1.0.0"
 
 
-def test_a_rollout_without_status_says_the_operator_has_not_seen_it() -> None:
+@pytest.mark.parametrize(
+    "status",
+    [None, modelrollout.ModelRolloutStatus(observed_generation=0)],
+    ids=["absent", "as-the-api-server-serves-it-before-the-first-write"],
+)
+def test_a_rollout_without_status_says_the_operator_has_not_seen_it(
+    status: modelrollout.ModelRolloutStatus | None,
+) -> None:
     rollout = _rollout_with_status()
-    rollout.status = None
+    rollout.status = status
     assert "is the operator running" in _text(rollouts.render(rollout, [], now=T0))
 
 
@@ -342,4 +366,4 @@ def test_the_live_view_shows_versions_and_exclusions_per_agent() -> None:
     text = _text(progress.render([rollout], [_agent("edge-eu-1", status=holder)], now=T0))
     assert "rest-of-eu" in text
     assert "(the rest)" in text
-    assert "excluded 2" in text
+    assert "excluded 2  offline 1" in text and "converging 1" in text  # the title wraps

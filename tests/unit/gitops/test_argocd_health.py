@@ -1,13 +1,14 @@
 """The Argo CD health check for ModelRollout, run as Argo CD runs it: Lua 5.1 with `obj` set.
 
 Argo CD evaluates custom health checks with gopher-lua (Lua 5.1 semantics), so the script runs
-here under lupa's Lua 5.1 against sample ModelRollouts, and the generated argocd-cm patch is
-checked to embed the very same script.
+here under lupa's Lua 5.1 against the samples in Argo CD's own test format
+(`health_test.yaml` and `testdata/` beside `health.lua`, the layout of argo-cd's
+`resource_customizations/edgewave.io/ModelRollout/`, so the directory can be contributed as it
+is), and the generated argocd-cm patch is checked to embed the very same script.
 """
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,24 +33,20 @@ def _load_generator() -> Any:
 
 
 gitopsgen = _load_generator()
-CASES_FILE = Path(__file__).with_name("modelrollout_health_cases.yaml")
+CHECK = (REPO / gitopsgen.LUA).parent
 ARGOCD_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 
 
-def _merge(base: Any, over: Any) -> Any:
-    if isinstance(base, Mapping) and isinstance(over, Mapping):
-        merged = dict(base)
-        for key, value in over.items():
-            merged[key] = _merge(base[key], value) if key in base else copy.deepcopy(value)
-        return merged
-    return copy.deepcopy(over)
-
-
 def _cases() -> list[Any]:
-    document = yaml.safe_load(CASES_FILE.read_text())
+    """Argo CD's own test format (`health_test.yaml` + `testdata/`), as upstream runs it."""
+    document = yaml.safe_load((CHECK / "health_test.yaml").read_text())
     return [
-        pytest.param(_merge(document["base"], case["object"]), case, id=case["name"])
-        for case in document["cases"]
+        pytest.param(
+            yaml.safe_load((CHECK / case["inputPath"]).read_text()),
+            case["healthStatus"],
+            id=case["inputPath"].removeprefix("testdata/").removesuffix(".yaml"),
+        )
+        for case in document["tests"]
     ]
 
 
@@ -62,26 +59,38 @@ def _health(obj: Mapping[str, Any]) -> dict[str, str]:
     return {str(key): str(value) for key, value in result.items()}
 
 
-@pytest.mark.parametrize(("obj", "case"), _cases())
-def test_health_matches_the_sample_status(obj: Mapping[str, Any], case: Mapping[str, str]) -> None:
+@pytest.mark.parametrize(("obj", "expected"), _cases())
+def test_health_matches_health_test_yaml(
+    obj: Mapping[str, Any], expected: Mapping[str, str]
+) -> None:
+    # Argo CD's resource_customizations test compares status and message exactly.
     health = _health(obj)
-    assert health["status"] == case["expect"], health
+    assert health == dict(expected)
     assert health["status"] in ARGOCD_STATUSES
-    assert health.get("message"), "Argo CD shows the message; it must say why"
-    if "message" in case:
-        assert case["message"] in health["message"]
+    assert health["message"], "Argo CD shows the message; it must say why"
 
 
-@pytest.mark.parametrize(("obj", "case"), _cases())
-def test_sample_is_a_valid_modelrollout(obj: Mapping[str, Any], case: Mapping[str, str]) -> None:
+@pytest.mark.parametrize(("obj", "expected"), _cases())
+def test_sample_is_a_valid_modelrollout(
+    obj: Mapping[str, Any], expected: Mapping[str, str]
+) -> None:
     # The samples are only worth testing against if the API would produce them: every field
     # must survive a round trip through the API model (nothing unknown, nothing mistyped).
     parsed = modelrollout.ModelRollout.model_validate(obj)
     assert parsed.model_dump(mode="json", by_alias=True, exclude_unset=True) == obj
 
 
+def test_every_testdata_file_is_a_test() -> None:
+    listed = {
+        case["inputPath"]
+        for case in yaml.safe_load((CHECK / "health_test.yaml").read_text())["tests"]
+    }
+    present = {f"testdata/{p.name}" for p in (CHECK / "testdata").glob("*.yaml")}
+    assert listed == present
+
+
 def test_every_health_status_is_covered() -> None:
-    expected = {case.values[1]["expect"] for case in _cases()}
+    expected = {case.values[1]["status"] for case in _cases()}
     assert expected == {"Healthy", "Progressing", "Degraded", "Suspended"}
 
 
@@ -102,5 +111,5 @@ def test_argocd_cm_patch_embeds_the_script_verbatim() -> None:
     ids=["leading-indent", "two-final-newlines", "no-final-newline", "trailing-space"],
 )
 def test_render_refuses_what_yaml_would_change(lua: str) -> None:
-    with pytest.raises(ValueError, match=r"argocd-health-modelrollout\.lua"):
+    with pytest.raises(ValueError, match=r"ModelRollout/health\.lua"):
         gitopsgen.render(lua)

@@ -6,7 +6,7 @@ import datetime
 
 from edgewave_api import conditions as api_conditions
 from edgewave_api import edgeagent
-from edgewave_operator.handlers import describing
+from edgewave_operator.agents import describing
 from edgewave_proto.agent.v1 import agent_pb2 as pb
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)

@@ -33,6 +33,7 @@ def rollout(**overrides: Any) -> modelrollout.ModelRollout:
                 "pauseBetweenWavesSeconds": 15,
                 "paused": True,
                 "progressDeadlineSeconds": 120,
+                "unreachableTimeoutSeconds": 300,
             },
             "residency": {"allowedRegions": ["eu-west", "eu-central"]},
         },
@@ -56,6 +57,7 @@ def test_intent_and_waves() -> None:
     assert intent.pause == datetime.timedelta(seconds=15)
     assert intent.paused and intent.auto_rollback
     assert intent.progress_deadline == datetime.timedelta(seconds=120)
+    assert intent.offline.timeout == datetime.timedelta(seconds=300)
     waves = parsing.wave_specs(parsed)
     assert [(w.name, w.regions, w.max_unavailable, w.max_failed) for w in waves] == [
         ("canary", ("eu-west",), 1, 0),

@@ -52,7 +52,7 @@ def render(current: progress.Progress, evictions: tuple[residency.Eviction, ...]
     found = targeting.Targeting(targets=AGENTS, excluded=(EXCLUDED,))
     engines = {a.name: ENGINE for a in AGENTS}
     summary = summaries.summarize(
-        intent=INTENT, waves=[wave], targets=found, engines=engines, current=current
+        intent=INTENT, waves=[wave], targets=found, engines=engines, current=current, now=T0
     )
     return rendering.rollout_status(
         generation=4,
@@ -157,7 +157,7 @@ def test_transition_time_moves_only_on_a_flip() -> None:
     wave = targeting.Wave(name="w", index=0, agents=AGENTS, max_unavailable=1, max_failed=0)
     found = targeting.Targeting(targets=AGENTS, excluded=())
     summary = summaries.summarize(
-        intent=INTENT, waves=[wave], targets=found, engines={}, current=current
+        intent=INTENT, waves=[wave], targets=found, engines={}, current=current, now=T0
     )
     again = rendering.rollout_status(
         generation=5, current=current, summary=summary, targets=found, evictions=(),

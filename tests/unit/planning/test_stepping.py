@@ -15,7 +15,9 @@ from collections.abc import Callable, Mapping
 import pytest
 
 from edgewave_operator.planning import (
+    converging,
     gates,
+    offline,
     progress,
     residency,
     stepping,
@@ -95,7 +97,7 @@ class Sim:
             a.name: views.EngineRef(digest=f"d-{self.intent.version}", backend="ORT")
             for a in found.targets
         }
-        return stepping.next_step(
+        step = stepping.next_step(
             intent=self.intent,
             waves=waves,
             engines=engines,
@@ -103,6 +105,8 @@ class Sim:
             now=self.now,
             observation=self.observation,
         )
+        # As `reconciling.decide` does: late agents of passed waves converge.
+        return converging.converge(step, intent=self.intent, waves=waves, engines=engines)
 
     def tick(self) -> stepping.Step:
         step = self.plan()
@@ -230,6 +234,8 @@ def test_a_failed_activation_in_wave_two_rolls_back_every_updated_agent() -> Non
     failure = final.progress.failure
     assert failure is not None and failure.reason == "ActivationFailed"
     assert failure.wave == "eu" and "eu-central-1" in failure.message
+    # The agent's own words (what the executor returned) say why, not only who.
+    assert failure.message.endswith("(maxFailed 0): eu-central-1; eu-central-1: probe failed")
     assert failure.numbers == {"failed": 1, "maxFailed": 0}
     assert sim.reasons()[-3:] == ["WaveFailed", "RollbackStarted", "RolledBack"]
     # terminal: nothing more happens until the spec changes
@@ -298,16 +304,32 @@ def test_previous_version_follows_success() -> None:
     assert sim.current.previous_version == "v2"
 
 
-def test_unreachable_agent_fails_the_wave_at_the_deadline() -> None:
+def test_offline_agent_fails_an_intolerant_wave_after_the_unreachable_timeout() -> None:
     agents = fleet()
     agents["eu-west-1"] = dataclasses.replace(agents["eu-west-1"], reachable=False)
+    rule = offline.Rule(timeout=90 * S)  # longer than the progress deadline: it governs
+    sim = Sim(agents=agents, intent=intent(offline=rule))
+    final = sim.run()
+    assert final.progress.failure is not None
+    assert final.progress.failure.reason == "AgentsOffline"
+    assert "offline past unreachableTimeoutSeconds (90 s): eu-west-1" in (
+        final.progress.failure.message
+    )
+    assert final.progress.failure.numbers == {"failed": 1, "offline": 1, "maxFailed": 0}
+    assert sim.now >= T0 + 90 * S
+    assert final.progress.phase is Phase.ROLLED_BACK
+    assert sim.reverts == [("eu-west-0", "v1")]
+
+
+def test_connected_agent_never_heard_from_fails_the_wave_at_the_deadline() -> None:
+    agents = fleet()
+    agents["eu-west-1"] = dataclasses.replace(agents["eu-west-1"], observed=False)
     sim = Sim(agents=agents, intent=intent())
     final = sim.run()
     assert final.progress.failure is not None
     assert final.progress.failure.reason == "ProgressDeadlineExceeded"
-    assert "eu-west-1" in final.progress.failure.message
-    assert sim.now >= T0 + 60 * S
-    assert final.progress.phase is Phase.ROLLED_BACK
+    assert "agents eu-west-1 did not answer" in final.progress.failure.message
+    assert T0 + 60 * S <= sim.now < T0 + 70 * S
     assert sim.reverts == [("eu-west-0", "v1")]
 
 
@@ -424,11 +446,43 @@ def test_empty_waves_pass_without_waiting() -> None:
     assert sim.now < T0 + S
 
 
-def test_record_failures_merges_names() -> None:
-    current = progress.Progress(waves=(progress.WaveProgress(name="w", failed_agents=("b",)),))
+def test_record_failures_merges_names_and_keeps_the_latest_reason() -> None:
+    current = progress.Progress(
+        waves=(progress.WaveProgress(name="w", failed_agents=("b", "c"),
+                                     failure_reasons=(("b", "old"), ("c", "kept"))),)
+    )  # fmt: skip
     updated = stepping.record_failures(current, wave="w", failures={"a": "x", "b": "y"})
-    assert updated.wave("w").failed_agents == ("a", "b")
+    assert updated.wave("w").failed_agents == ("a", "b", "c")
+    assert updated.wave("w").failure_reasons == (("a", "x"), ("b", "y"), ("c", "kept"))
     assert stepping.record_failures(current, wave="w", failures={}) is current
+
+
+def test_a_failure_message_quotes_at_most_three_agents_reasons_each_bounded() -> None:
+    agents = fleet()
+    found = targeting.select_targets(
+        spec=targeting.TargetSpec(), rules=residency.ResidencyRules(), fleet=agents.values(),
+        model="m", version="v2",
+    )  # fmt: skip
+    one_wave = (targeting.WaveSpec(name="canary", max_unavailable=6),)
+    waves = targeting.assign_waves(waves=one_wave, targeting=found)[0]
+    canary = sorted(a.name for a in waves[0].agents)
+    assert len(canary) == 6
+    engines = {a: views.EngineRef(digest="d-v2", backend="ORT") for a in agents}
+    current = progress.Progress(
+        revision=intent().revision, version="v2", phase=Phase.PROGRESSING,
+        waves=(progress.WaveProgress(name="canary", state=progress.WaveState.PROGRESSING,
+                                     started_at=T0),),
+    )  # fmt: skip
+    long = {name: f"{name} says " + "x" * 5000 for name in canary}
+    current = stepping.record_failures(current, wave="canary", failures=long)
+    step = stepping.next_step(
+        intent=intent(), waves=waves, engines=engines, current=current, now=T0 + S
+    )
+    failure = step.progress.failure
+    assert failure is not None and failure.reason == "ActivationFailed"
+    quoted = failure.message.split("; ")[1:]
+    assert [q.split(": ", 1)[0] for q in quoted] == canary[: stepping.MAX_REASONS]
+    assert all(len(q.split(": ", 1)[1]) == stepping.MAX_REASON_CHARS for q in quoted)
 
 
 def test_compile_failure_stops_before_any_agent_and_recovers() -> None:

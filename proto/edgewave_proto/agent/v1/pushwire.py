@@ -90,7 +90,7 @@ def _read_varint(message: bytes, position: int) -> tuple[int, int]:
             raise DecodeError("varint longer than 10 bytes")
 
 
-def _read_field(message: bytes, position: int) -> tuple[int, int, int, int]:
+def read_field(message: bytes, position: int) -> tuple[int, int, int, int]:
     """(field number, wire type, value, next position) of the field at `position`.
 
     The value of a varint is the integer; of a length-delimited field, where it starts (it
@@ -122,7 +122,7 @@ def decode(message: bytes) -> PushChunkView:
     known: dict[int, int | memoryview] = {}
     position = 0
     while position < len(message):
-        number, wire_type, value, end = _read_field(message, position)
+        number, wire_type, value, end = read_field(message, position)
         # A known number with another wire type is an unknown field to protobuf too.
         if _WIRE_TYPES.get(number) == wire_type:
             known[number] = view[value:end] if wire_type == _LEN else value

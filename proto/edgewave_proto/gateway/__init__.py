@@ -1,0 +1,1 @@
+"""Generated code for `edgewave.gateway.v1`; regenerate with `make generate`, never edit."""
