@@ -2,8 +2,9 @@
 
 Servicers only translate between protobuf and the core (`store`, `serving`, `building`,
 `receiving`); the agent's typed errors become gRPC statuses in `abort_with`, and nowhere
-else. Mutating calls require the operator's (or a gateway's) identity on a verified client
-certificate (`authorizing`) and a ready agent, checked in `require_control_identity`.
+else. Mutating calls require the operator's identity on a verified client certificate
+(`authorizing`; in gateway mode the caller's certificate the gateway relays) and a ready
+agent, checked in `require_control_identity`.
 Blocking work runs in worker threads, off the event loop. KServe v2 inference is served by
 `inference`.
 """
@@ -90,7 +91,7 @@ async def require_control_identity(
     method: str,
     ready: bool = True,
 ) -> None:
-    """Mutating calls need the operator's (or a gateway's) identity, checked in
+    """Mutating calls need the operator's identity (relayed by a gateway or direct), checked in
     `authorizing`, and (with `ready`) an agent that has finished restoring its models."""
     if not core.insecure:
         try:

@@ -45,6 +45,6 @@ async def require(
     if identity.role is not role:
         await context.abort(
             grpc.StatusCode.PERMISSION_DENIED,
-            f"refused: this call needs the {role} role's certificate, not {identity}'s",
+            f"refused: this call needs an {role}'s certificate, not {identity}'s",
         )
     return Caller(identity=identity, cert_pem=certs[0])
