@@ -10,12 +10,12 @@ PY_SOURCES := api compiler operator edge-agent gateway proto tests e2e bench too
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 
-.PHONY: help install controlplane helm healthcheck kube-score browser generate verify fmt lint typecheck test unit integration demo bench clean
+.PHONY: help install controlplane helm healthcheck kube-score browser toxiproxy generate verify fmt lint typecheck test unit integration chaos demo bench clean
 
 help:
 	@echo "make demo   - start the local control plane, operator and edge agents, roll out a model (ARGS=--keep leaves it running)"
 	@echo "make test   - install everything, then lint, type-check and run every test"
-	@echo "make install | controlplane | helm | healthcheck | kube-score | browser | generate | verify | fmt | lint | typecheck | unit | integration | bench"
+	@echo "make install | controlplane | helm | healthcheck | kube-score | browser | toxiproxy | generate | verify | fmt | lint | typecheck | unit | integration | chaos | bench"
 
 install: .venv/.synced
 
@@ -41,6 +41,10 @@ kube-score:
 browser:
 	@tools/browser/install.sh >/dev/null
 
+# Latency, resets and cuts between agents and gateways (tests/integration/network).
+toxiproxy:
+	@tools/toxiproxy/build.sh >/dev/null
+
 generate: install
 	$(RUN) python -m tools.generate
 
@@ -62,11 +66,15 @@ typecheck: install
 unit: install
 	$(RUN) pytest tests/unit
 
-integration: install controlplane helm healthcheck kube-score browser
+integration: install controlplane helm healthcheck kube-score browser toxiproxy
 	$(RUN) pytest tests/integration e2e
 
-test: install controlplane helm healthcheck kube-score browser verify lint typecheck
+test: install controlplane helm healthcheck kube-score browser toxiproxy verify lint typecheck
 	$(RUN) pytest
+
+# The long forms of the network fault tests (tests marked chaos; make test runs the short forms).
+chaos: install toxiproxy
+	EDGEWAVE_CHAOS=1 $(RUN) pytest tests/integration/network -m chaos
 
 demo: install controlplane
 	$(RUN) edgewave demo $(ARGS)

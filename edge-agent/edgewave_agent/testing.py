@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -137,9 +137,13 @@ def write_artifact(directory: Path, data: bytes) -> tuple[Path, str]:
 class AgentProcess:
     """An `edgewave-agent serve` subprocess."""
 
-    def __init__(self, *, config: dict[str, Any], workdir: Path) -> None:
+    def __init__(
+        self, *, config: dict[str, Any], workdir: Path, command_prefix: Sequence[str] = ()
+    ) -> None:
         self.config = config
         self.workdir = workdir
+        # Run the agent under this command, e.g. `ip netns exec NAME` (network fault tests).
+        self.command_prefix = list(command_prefix)
         self.config_path = workdir / f"{config['agent_id']}.yaml"
         self.port_file = Path(config["port_file"])
         self.process: subprocess.Popen[bytes] | None = None
@@ -153,6 +157,7 @@ class AgentProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
+                    *self.command_prefix,
                     sys.executable,
                     "-c",
                     "from edgewave_agent.cli import main; main()",

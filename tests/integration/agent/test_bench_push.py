@@ -28,3 +28,8 @@ def test_push_throughput_bench_smoke() -> None:
     ), result.stdout
     assert "agent_push_peak_rss_above_idle_mib=" in result.stdout
     assert re.search(r"^push_cpu_per_gib agent=.* cpu_bound_ratio=\d+\.\d\d", result.stdout, re.M)
+    assert re.search(
+        r"^push_cpu_overhead ratio=\d+\.\d\d agent=\S+ bare_receive=\S+ sha256=\S+",
+        result.stdout,
+        re.M,
+    ), result.stdout

@@ -932,8 +932,18 @@ def test_operator_environment_is_what_the_operator_reads(
     settings = operator_settings.OperatorSettings()
     admission = webhook.AdmissionConfig()
     role = find(objects, "Role")
-    names = [name for rule in role["rules"] for name in rule.get("resourceNames", [])]
-    assert names == [settings.lease_name]  # the one Lease it may update
+    names = {
+        (resource, name)
+        for rule in role["rules"]
+        for resource in rule["resources"]
+        for name in rule.get("resourceNames", [])
+    }
+    # The one Lease it may update, and the only Secrets it may read: its CA and signing key.
+    assert names == {
+        ("leases", settings.lease_name),
+        ("secrets", settings.ca_secret),
+        ("secrets", settings.signing_secret),
+    }
     # Its CA and signing key: read by name, or created once, in the release namespace.
     assert {("", "secrets", "get"), ("", "secrets", "create")} <= grants(role["rules"])
     assert role["metadata"]["namespace"] == "edgewave-system"
