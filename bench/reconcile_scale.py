@@ -194,6 +194,7 @@ def run_one(
         "EDGEWAVE_IDENTITY": f"bench-{count}",
         "EDGEWAVE_CACHE_DIR": str(workdir / "cache"),
         "EDGEWAVE_MODEL_ROOT": str(workdir),  # the benchmark's file:// model
+        "EDGEWAVE_GATEWAY_LISTEN": "",  # its agents are dialled directly
         "EDGEWAVE_PROBE_INTERVAL_SECONDS": str(probe_interval),
     }
     log_path = workdir / f"operator-{count}.log"

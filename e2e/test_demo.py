@@ -102,6 +102,42 @@ def test_the_demo_shows_every_step_and_the_inference_answer(demo: Kept) -> None:
     assert "export KUBECONFIG=" in demo.output
 
 
+def _listening_tcp_ports(pid: int) -> set[int]:
+    """TCP ports in LISTEN state held by `pid`, from /proc (its own socket inodes)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_the_agents_dial_the_operators_gateway_and_open_no_control_port(demo: Kept) -> None:
+    assert "dialling the operator's gateway" in demo.output
+    header = next(line for line in demo.output.splitlines() if line.startswith("NAME "))
+    assert "CONNECTED" in header.split() and "GATEWAY" in header.split()
+    agents = demo.kubectl("get", "edgeagents", "-o", "json")["items"]
+    assert len(agents) == 6
+    for agent in agents:
+        assert "endpoint" not in agent["spec"]
+        connection = agent["status"]["connection"]
+        assert (connection["connected"], connection["gateway"]) == (True, "embedded")
+    # Each agent process listens on its serving (inference) port only.
+    by_name = {p.name: p for p in demo.recorded.processes}
+    for name, serving in demo.recorded.agents.items():
+        port = int(serving.rsplit(":", 1)[1])
+        assert _listening_tcp_ports(by_name[name].pid) == {port}, name
+
+
 def test_both_rollouts_are_ready_at_the_version_they_ask_for(demo: Kept) -> None:
     rollouts = {
         r["metadata"]["name"]: r

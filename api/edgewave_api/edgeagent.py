@@ -56,10 +56,18 @@ class SecretReference(ApiModel):
 class EdgeAgentSpec(ApiModel):
     """How to reach an edge agent and where it stands (its labels serve target selectors)."""
 
-    endpoint: Annotated[
-        str, Field(max_length=261, pattern=ENDPOINT), AfterValidator(_port_in_range), _PORT_RULE
-    ]
-    """The agent's gRPC address, `host:port` (IPv6 as `[addr]:port`)."""
+    endpoint: (
+        Annotated[
+            str,
+            Field(max_length=261, pattern=ENDPOINT),
+            AfterValidator(_port_in_range),
+            _PORT_RULE,
+        ]
+        | None
+    ) = None
+    """The agent's gRPC address, `host:port` (IPv6 as `[addr]:port`), for agents on a flat
+    network the operator dials directly. Unset: the agent dials a gateway (`--gateway`) and
+    is reached only through its session there."""
     region: RegionName
     """The region the agent is in, such as `eu-west`; rollouts and residency select on it."""
     zone: DnsLabel | None = None
@@ -135,6 +143,17 @@ class AgentConditionType(enum.StrEnum):
     REACHABLE = "Reachable"
 
 
+class AgentConnection(ApiModel):
+    """How the operator reaches the agent now: through a gateway session, or directly."""
+
+    connected: bool
+    """The agent has a live session on a gateway (or, direct, answered its last Describe)."""
+    gateway: Annotated[str, Field(max_length=253)] | None = None
+    """The gateway holding the agent's session; unset for an agent dialled directly."""
+    since: Timestamp | None = None
+    """When `connected` last became what it is: connected since, or disconnected since."""
+
+
 class EdgeAgentStatus(ApiModel):
     """What the operator last learned from the agent."""
 
@@ -152,6 +171,8 @@ class EdgeAgentStatus(ApiModel):
     """Free space in the agent's engine store, in bytes."""
     last_seen: Timestamp | None = None
     """When the agent last answered (refreshed on a coarse period, not every probe)."""
+    connection: AgentConnection | None = None
+    """The gateway, session state and since when (written when it changes)."""
     reported_region: RegionName | None = None
     """The region the agent itself claims; differing from `spec.region` is residency drift."""
     reported_jurisdiction: JurisdictionName | None = None
@@ -183,6 +204,12 @@ class EdgeAgent(CustomResource):
                 "string",
                 '.status.conditions[?(@.type=="Ready")].status',
                 "Whether the agent is ready.",
+            ),
+            PrinterColumn(
+                "Connected", "boolean", ".status.connection.connected", "Has a live session."
+            ),
+            PrinterColumn(
+                "Gateway", "string", ".status.connection.gateway", "Gateway holding its session."
             ),
             PrinterColumn("Cordoned", "boolean", ".spec.cordoned", "Receives nothing new.", 1),
             PrinterColumn("Endpoint", "string", ".spec.endpoint", "gRPC address.", 1),

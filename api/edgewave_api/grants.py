@@ -3,13 +3,18 @@
 A signature over (model, version, digest, backend) alone could be replayed: to downgrade a
 model to an old version, on any agent, at any time. A grant binds everything that makes a
 call what it is: the action (activate, rollback, remove, build), the agent it is for, the
-rollout it belongs to, the model, version, digest and backend (as relevant; remove names
-its target, build the sha256 of its spec), a per-model sequence number and an expiry.
+rollout it belongs to (its uid, and its namespace/name: the owner the agent records for
+the model), the model, version, digest and backend (as relevant; remove names its target,
+build the sha256 of its spec), a per-model sequence number and an expiry.
 The agent accepts a grant only if its signature verifies (`signing.open_grant`), every
 field matches the call it came with and the agent itself, it has not expired (a small
 clock skew allowed) and does not live too long, and its sequence is above the highest the
 agent accepted for that model (`check`). Builds are content-addressed and idempotent, so
 they carry no sequence; the expiry bounds their replay.
+
+The agent takes a call's owner from its grant, never from the request alone: a request
+may still name its owner, and then it must be the grant's (`check_owner`), so a gateway
+relaying the call cannot hand a model to another rollout without a new grant.
 
 The operator picks sequences as max(the agent's highest + 1, now in milliseconds): they
 grow across operator restarts and leader changes without shared state, and the agent
@@ -47,6 +52,10 @@ class GrantRefused(PermanentError):
     """The grant does not permit this call (the message says which field or why)."""
 
 
+class OwnerMismatch(PermanentError):
+    """The request names another owner than its grant (the message says which field)."""
+
+
 class GrantStale(GrantRefused):
     """The grant's sequence is not above the highest the agent accepted for the model."""
 
@@ -72,11 +81,21 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Owner:
+    """The ModelRollout a call is for, by namespace and name (its uid is `Grant.rollout`)."""
+
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Grant:
     call: Call
     rollout: str
     sequence: int
     expires_ms: int
+    # None: the call is for no rollout's model (builds; removals by an administrator).
+    owner: Owner | None = None
 
     @property
     def sequenced(self) -> bool:
@@ -90,6 +109,7 @@ def encode(grant: Grant) -> bytes:
         **asdict(grant.call),
         "action": str(grant.call.action),
         "expires_ms": grant.expires_ms,
+        "owner": asdict(grant.owner) if grant.owner is not None else None,
         "purpose": PURPOSE,
         "rollout": grant.rollout,
         "sequence": grant.sequence,
@@ -121,6 +141,7 @@ def decode(payload: bytes) -> Grant:
             rollout=_text(fields, "rollout"),
             sequence=_integer(fields, "sequence"),
             expires_ms=_integer(fields, "expires_ms"),
+            owner=_owner(fields),
         )
     except (KeyError, ValueError) as error:
         raise GrantRefused(f"the grant is malformed: {error}") from None
@@ -134,6 +155,15 @@ def _text(fields: dict[str, object], name: str) -> str:
     if not isinstance(value, str) or len(value) > _MAX_FIELD:
         raise ValueError(f"{name} must be a string of at most {_MAX_FIELD} characters")
     return value
+
+
+def _owner(fields: dict[str, object]) -> Owner | None:
+    value = fields["owner"]
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("owner must be an object or null")
+    return Owner(namespace=_text(value, "namespace"), name=_text(value, "name"))
 
 
 def _flag(fields: dict[str, object], name: str) -> bool:
@@ -183,6 +213,32 @@ def check(grant: Grant, *, call: Call, now_ms: int, highest_sequence: int) -> No
             f" highest this agent accepted for model {call.model!r}: a replayed or"
             " superseded grant",
             highest=highest_sequence,
+        )
+
+
+def check_owner(grant: Grant, *, namespace: str, name: str, uid: str) -> None:
+    """Raise OwnerMismatch unless the owner a request names is its grant's.
+
+    Called only when the request names one: namespace and name must be the grant's owner's
+    (a request naming an owner for a grant without one is refused too), and the uid, when
+    given, the grant's rollout.
+    """
+    granted = grant.owner
+    if granted is None:
+        raise OwnerMismatch(f"the request names owner {namespace}/{name} but its grant names none")
+    for field, asked, bound in (
+        ("namespace", namespace, granted.namespace),
+        ("name", name, granted.name),
+    ):
+        if asked != bound:
+            raise OwnerMismatch(
+                f"owner.{field} is {asked[:70]!r} but the grant's is {bound!r}: the owner"
+                " comes with a grant the operator signed for it"
+            )
+    if uid and uid != grant.rollout:
+        raise OwnerMismatch(
+            f"owner.uid is {uid[:70]!r} but the grant's rollout is {grant.rollout!r}: the"
+            " owner comes with a grant the operator signed for it"
         )
 
 

@@ -306,6 +306,19 @@ def _too_large(uri: str, *, size: int, policy: FetchPolicy) -> errors.ModelTooLa
     )
 
 
+def model_file(dest_dir: Path, *, uri: str, sha256: str) -> Path:
+    """Where the bytes `uri` yielded for `sha256` are kept: keyed by both.
+
+    Keyed by the digest alone, a rollout that knew another tenant's model digest could name
+    it with any uri (one it cannot read, or one that serves other bytes) and be handed the
+    other tenant's model, and through it the cached engines built from it. Keyed by (uri,
+    digest), a rollout reaches a cached model only through a uri that has itself yielded
+    those bytes; any other uri is fetched and verified first.
+    """
+    uri_tag = hashlib.sha256(uri.encode()).hexdigest()[:32]
+    return dest_dir / f"{sha256.lower()}-{uri_tag}.onnx"
+
+
 def fetch(
     uri: str,
     *,
@@ -315,11 +328,13 @@ def fetch(
     cancel: threading.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Path:
-    """Stream `uri` into `dest_dir/<sha256>.onnx` within `policy`; refuse it unless the digest
-    matches. Blocking: run it in a thread and set `cancel` to stop it between chunks."""
+    """Stream `uri` into `model_file(dest_dir, ...)` within `policy`; refuse it unless the
+    digest matches. Blocking: run it in a thread and set `cancel` to stop it between chunks.
+
+    A copy already fetched is reused only for the same uri (see `model_file`)."""
     expected = sha256.lower()
     dest_dir.mkdir(parents=True, exist_ok=True)
-    final = dest_dir / f"{expected}.onnx"
+    final = model_file(dest_dir, uri=uri, sha256=expected)
     if final.exists():
         return final
     deadline = _Deadline(policy.deadline_s, clock)

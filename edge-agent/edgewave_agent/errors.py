@@ -171,3 +171,9 @@ class ModelNotReady(AgentError, TemporaryError):
 
 class InferenceFailed(AgentError, PermanentError):
     status = "INTERNAL"
+
+
+class OwnerConflict(AgentError, PermanentError):
+    """The model is held for another rollout (or the request names none)."""
+
+    status = "FAILED_PRECONDITION"

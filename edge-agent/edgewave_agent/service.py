@@ -27,6 +27,7 @@ from edgewave_agent import (
     inventory,
     memory,
     observers,
+    owners,
     receiving,
     serving,
     stats,
@@ -117,11 +118,20 @@ async def require_grant(
     context: grpc.aio.ServicerContext[Any, Any],
     grant: pb.Grant,
     call: grants.Call,
-) -> None:
-    """The operator's grant must permit exactly `call` on this agent (`serving.granting`)."""
+    *,
+    owner: pb.ModelOwner | None = None,
+) -> grants.Grant:
+    """The operator's grant must permit exactly `call` on this agent (`serving.granting`);
+    `owner`, the request's own owner field when set, must be the grant's."""
     try:
-        await asyncio.to_thread(
-            lambda: core.serving.admit(payload=grant.payload, signature=grant.signature, call=call)
+        requested = _owner(owner) if owner is not None else None
+        return await asyncio.to_thread(
+            lambda: core.serving.admit(
+                payload=grant.payload,
+                signature=grant.signature,
+                call=call,
+                requested_owner=requested,
+            )
         )
     except errors.AgentError as error:
         await abort_with(context, error)
@@ -150,8 +160,24 @@ def _health(health: stats.Health) -> pb.HealthMetrics:
     )
 
 
+def _owner(message: pb.ModelOwner) -> owners.Owner | None:
+    return owners.parse(message.namespace, message.name, message.uid)
+
+
+def _requested_owner(request: pb.ActivateRequest | pb.RemoveRequest) -> pb.ModelOwner | None:
+    """The request's own owner field, when set (it must match the grant's)."""
+    return request.owner if request.HasField("owner") else None
+
+
+def _owner_message(owner: owners.Owner | None) -> pb.ModelOwner | None:
+    if owner is None:
+        return None
+    return pb.ModelOwner(namespace=owner.namespace, name=owner.name, uid=owner.uid)
+
+
 def model_status(view: views.ModelView) -> pb.ModelStatus:
     return pb.ModelStatus(
+        owner=_owner_message(view.owner),
         model=view.model,
         active_version=view.active.version if view.active else "",
         active_digest=view.active.digest if view.active else "",
@@ -324,14 +350,18 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             digest=request.digest,
             backend=request.backend,
         )
-        await require_grant(core, context, request.grant, call)
+        grant = await require_grant(
+            core, context, request.grant, call, owner=_requested_owner(request)
+        )
         try:
+            owner = owners.granted(grant)
             result = await asyncio.to_thread(
                 lambda: core.serving.activate(
                     model=request.model,
                     version=request.version,
                     digest=request.digest,
                     backend=request.backend,
+                    owner=owner,
                 )
             )
         except errors.AgentError as error:
@@ -378,16 +408,22 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             digest=request.digest,
             all_versions=request.all_versions,
         )
-        await require_grant(core, context, request.grant, call)
+        grant = await require_grant(
+            core, context, request.grant, call, owner=_requested_owner(request)
+        )
         try:
+            owner = owners.granted(grant)
             if target == "all_versions":
-                removal = await asyncio.to_thread(serving_.remove_model, request.model)
+                removal = await asyncio.to_thread(
+                    lambda: serving_.remove_model(request.model, owner=owner)
+                )
             else:
                 removal = await asyncio.to_thread(
                     lambda: serving_.remove(
                         request.model,
                         version=request.version if target == "version" else None,
                         digest=request.digest if target == "digest" else None,
+                        owner=owner,
                     )
                 )
         except errors.AgentError as error:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from edgewave_agent import errors
+from edgewave_agent import errors, owners
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -45,6 +45,8 @@ class ModelSlots:
     history: tuple[VersionRef, ...] = ()
     held: tuple[VersionRef, ...] = ()
     failures: tuple[tuple[str, str], ...] = ()
+    owner: owners.Owner | None = None
+    """The rollout the model is served for (`owners`); None: none recorded."""
 
     @property
     def active(self) -> VersionRef | None:
@@ -293,6 +295,7 @@ def to_document(models: Mapping[str, ModelSlots]) -> dict[str, Any]:
                 "history": [r.version for r in slots.history],
                 "held": [_ref_dict(r) for r in slots.held],
                 "failures": dict(slots.failures),
+                **_owner_dict(slots.owner),
             }
             for name, slots in sorted(models.items())
         },
@@ -311,5 +314,25 @@ def from_document(document: Mapping[str, Any]) -> dict[str, ModelSlots]:
         by_version = {r.version: r for r in held}
         history = tuple(by_version[v] for v in data.get("history", []) if v in by_version)
         failures = tuple((str(v), str(r)) for v, r in data.get("failures", {}).items())
-        models[name] = ModelSlots(model=name, history=history, held=held, failures=failures)
+        models[name] = ModelSlots(
+            model=name, history=history, held=held, failures=failures, owner=_owner(data)
+        )
     return models
+
+
+def _owner_dict(owner: owners.Owner | None) -> dict[str, Any]:
+    if owner is None:
+        return {}
+    return {"owner": {"namespace": owner.namespace, "name": owner.name, "uid": owner.uid}}
+
+
+def _owner(data: Mapping[str, Any]) -> owners.Owner | None:
+    """The recorded owner (state written before owners existed has none)."""
+    found = data.get("owner")
+    if not isinstance(found, Mapping):
+        return None
+    return owners.Owner(
+        namespace=str(found.get("namespace", "")),
+        name=str(found.get("name", "")),
+        uid=str(found.get("uid", "")),
+    )

@@ -371,6 +371,8 @@ class EngineCache:
             self._partials.pop(digest, None)
             self._entries[digest] = cachepolicy.Entry(size, self._clock())
             self._save()
+        # One line per engine that entered the cache (tests count uploads by it).
+        log.info("cache: stored engine %s (%d bytes)", digest, size)
 
     # -- use, pins, eviction -----------------------------------------------------------------
 

@@ -3,14 +3,15 @@
 `push_engine` uploads an engine to the gateway's cache once, resuming from the verified
 offset StatEngine reports; `deliver` asks the gateway to push a cached engine to one agent;
 `deliver_engine` does both and, if the gateway dropped a corrupt cached copy, uploads it
-again and retries once. Used by tests and benchmarks now, by the operator's gateway link
-later. Calls raise grpc.aio.AioRpcError; callers in the operator translate them.
+again and retries once. The operator's gateway links (`edgewave_operator.agents.gatewayed`)
+use it, and so do tests and benchmarks. Calls raise grpc.aio.AioRpcError; callers in the
+operator translate them.
 """
 
 from __future__ import annotations
 
 import mmap
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,15 @@ class GatewayClient:
 
     async def sessions(self) -> gw.ListSessionsResponse:
         return await self._stub.ListSessions(gw.ListSessionsRequest(), timeout=30)
+
+    async def watch_sessions(self) -> AsyncIterator[gw.ListSessionsResponse]:
+        """Every agent's session now, then again after each change (until cancelled)."""
+        call = self._stub.WatchSessions(gw.ListSessionsRequest())
+        try:
+            async for listing in call:
+                yield listing
+        finally:
+            call.cancel()
 
     async def stat_engine(self, digest: str) -> pb.StatResponse:
         return await self._stub.StatEngine(pb.StatRequest(digest=digest), timeout=30)

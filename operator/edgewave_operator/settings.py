@@ -8,14 +8,17 @@ freshness is here, with the write it saves named next to it.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgewave_api import identities
 from edgewave_api.telemetry import logs, tracing
+
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$")
 
 
 def _identity() -> str:
@@ -60,6 +63,37 @@ class OperatorSettings(BaseSettings):
 
     insecure_agents: bool = False
     """Talk plaintext gRPC to agents (labs only; agents must run with --insecure)."""
+
+    gateway_listen: str | None = "0.0.0.0:7444"
+    """Where the gateway embedded in the operator listens for agents dialling in (the leader
+    runs it); empty or unset: no embedded gateway (agents dial standalone `gateways`)."""
+    gateway_name: str = Field(default="embedded", min_length=1, max_length=253)
+    """The embedded gateway's name (shown in `EdgeAgent.status.connection.gateway`)."""
+    gateway_hosts: tuple[str, ...] = ()
+    """DNS names agents dial the embedded gateway by (its serving certificate's SANs, with
+    `localhost` and `127.0.0.1`), such as the operator Service's name."""
+    gateway_cache_bytes: int = Field(default=20 * 1024**3, ge=1024**2)
+    """The embedded gateway's engine cache (under `cache_dir`/gateway), least recently used
+    engines evicted beyond it."""
+    gateway_port_file: Path | None = None
+    """After binding, the embedded gateway writes {"port": ..., "pid": ...} here (port 0)."""
+    gateways: dict[str, str] = Field(default_factory=dict)
+    """Standalone gateways (`edgewave gateway run`): name -> `host:port` the operator reaches
+    them at; their serving certificates must be issued by the operator's CA."""
+
+    @model_validator(mode="after")
+    def _gateways_are_distinct_addresses(self) -> OperatorSettings:
+        for name, address in self.gateways.items():
+            if not name or not _HOST_PORT.match(address):
+                raise ValueError(
+                    f"gateways: {name!r}: {address!r} is not host:port (the gateway's address)"
+                )
+        if self.gateway_listen and self.gateway_name in self.gateways:
+            raise ValueError(
+                f"gateways: {self.gateway_name!r} is the embedded gateway's name (gateway_name);"
+                " give the standalone gateway another name"
+            )
+        return self
 
     probe_interval_seconds: float = Field(default=10.0, gt=0)
     """Describe each agent this often while it answers (no API write unless it changed)."""

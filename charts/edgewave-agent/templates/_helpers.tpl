@@ -62,6 +62,12 @@ app.kubernetes.io/component: edge-agent
 {{- with $v.zone }}{{ $_ := set $config "zone" . }}{{ end -}}
 {{- with $v.jurisdiction }}{{ $_ := set $config "jurisdiction" . }}{{ end -}}
 {{- with $v.labels }}{{ $_ := set $config "labels" . }}{{ end -}}
+{{- if $v.gateway.address -}}
+{{- if $v.insecure -}}{{- fail "gateway.address needs mTLS: unset insecure and set tls.secretName" -}}{{- end -}}
+{{- $link := dict "address" $v.gateway.address -}}
+{{- with $v.gateway.serverName }}{{ $_ := set $link "server_name" . }}{{ end -}}
+{{- $_ := set $config "gateway" $link -}}
+{{- end -}}
 {{- if $v.insecure -}}
 {{- $_ := set $config "insecure" true -}}
 {{- else -}}

@@ -98,3 +98,32 @@ registry. The exception is declared only while the policy is not Always.
 kube-score/ignore: container-image-pull-policy
 {{- end -}}
 {{- end -}}
+
+{{- define "edgewave-operator.gatewayLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "edgewave-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: edgewave
+app.kubernetes.io/component: gateway
+{{- end -}}
+
+{{/* Gateways: the embedded one's Service, each standalone one's name and address. */}}
+{{- define "edgewave-operator.gatewayServiceName" -}}
+{{- printf "%s-gateway" (include "edgewave-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "edgewave-operator.gatewayName" -}}
+{{- printf "%s-%s" (include "edgewave-operator.fullname" .root) .gateway.name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* {"name": "host:port", ...}: the standalone gateways the operator reaches agents through. */}}
+{{- define "edgewave-operator.standaloneGateways" -}}
+{{- $root := . -}}
+{{- $found := dict -}}
+{{- range .Values.gateways.standalone -}}
+{{- $service := include "edgewave-operator.gatewayName" (dict "root" $root "gateway" .) -}}
+{{- $_ := set $found .name (printf "%s.%s.svc:%v" $service $root.Release.Namespace (.port | default 7444)) -}}
+{{- end -}}
+{{- toJson $found -}}
+{{- end -}}

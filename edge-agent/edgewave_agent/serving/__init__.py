@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from edgewave_agent import observers, slots
+from edgewave_agent import observers, owners, slots
 from edgewave_agent.backends import Array, Backend, GpuInfo, LoadedModel
 from edgewave_agent.serving import activating, restoring
 from edgewave_agent.serving.activating import Activation, Activator
@@ -117,30 +117,52 @@ class Serving:
         self.ready = True
         return problems
 
-    def admit(self, *, payload: bytes, signature: bytes, call: grants.Call) -> grants.Grant:
+    def admit(
+        self,
+        *,
+        payload: bytes,
+        signature: bytes,
+        call: grants.Call,
+        requested_owner: owners.Owner | None = None,
+    ) -> grants.Grant:
         """Check the operator's grant for `call` (and remember its sequence); see `granting`."""
-        return self._gate.admit(payload=payload, signature=signature, call=call)
+        return self._gate.admit(
+            payload=payload, signature=signature, call=call, requested_owner=requested_owner
+        )
 
     def grant_sequences(self) -> dict[str, int]:
         """The highest grant sequence accepted per model (Describe reports it)."""
         return self.ledger.sequences()
 
-    def activate(self, *, model: str, version: str, digest: str, backend: str) -> Activation:
+    def activate(
+        self,
+        *,
+        model: str,
+        version: str,
+        digest: str,
+        backend: str,
+        owner: owners.Owner | None = None,
+    ) -> Activation:
         return self._activator.activate(
-            model=model, version=version, digest=digest, backend=backend
+            model=model, version=version, digest=digest, backend=backend, owner=owner
         )
 
     def rollback(self, model: str) -> tuple[ModelView, str]:
         return self._activator.rollback(model)
 
     def remove(
-        self, model: str, *, version: str | None = None, digest: str | None = None
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        digest: str | None = None,
+        owner: owners.Owner | None = None,
     ) -> Removal:
-        return self._remover.remove(model, version=version, digest=digest)
+        return self._remover.remove(model, version=version, digest=digest, owner=owner)
 
-    def remove_model(self, model: str) -> Removal:
+    def remove_model(self, model: str, *, owner: owners.Owner | None = None) -> Removal:
         """Stop serving `model` and forget every version of it (e.g. a residency eviction)."""
-        return self._remover.remove_model(model)
+        return self._remover.remove_model(model, owner=owner)
 
     def collect_garbage(self, needed_bytes: int = 0) -> int:
         """Apply the retention policy (keep_versions, quota); returns the bytes freed."""

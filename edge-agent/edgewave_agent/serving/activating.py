@@ -9,10 +9,11 @@ remembered in the slots so the operator sees why. Blocking; called from worker t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
-from edgewave_agent import errors, observers, slots
+from edgewave_agent import errors, observers, owners, slots
 from edgewave_agent.serving.claims import Claims
 from edgewave_agent.serving.collecting import Collector
 from edgewave_agent.serving.ledger import Ledger
@@ -67,9 +68,19 @@ class Activator:
         self._views = views
         self._observer = observer
 
-    def activate(self, *, model: str, version: str, digest: str, backend: str) -> Activation:
+    def activate(
+        self,
+        *,
+        model: str,
+        version: str,
+        digest: str,
+        backend: str,
+        owner: owners.Owner | None = None,
+    ) -> Activation:
         try:
-            result = self._activate(model=model, version=version, digest=digest, backend=backend)
+            result = self._activate(
+                model=model, version=version, digest=digest, backend=backend, owner=owner
+            )
         except _VERSION_FAILURES:
             self._observer.activation_finished(result="failed")
             raise
@@ -88,12 +99,24 @@ class Activator:
         backend = self._loader.backend(backend).name
         return slots.VersionRef(version=version, digest=digest, backend=backend)
 
-    def _activate(self, *, model: str, version: str, digest: str, backend: str) -> Activation:
+    def _activate(
+        self,
+        *,
+        model: str,
+        version: str,
+        digest: str,
+        backend: str,
+        owner: owners.Owner | None,
+    ) -> Activation:
         ref = self._checked(model=model, version=version, digest=digest, backend=backend)
         with self._claims.holding(model), self._claims.pinning(digest):
-            before = self._ledger.get(model)
+            stored = self._ledger.get(model)
+            claimed = owners.claim(model, current=stored.owner, requested=owner)
+            before = dataclasses.replace(stored, owner=claimed)
             slots.check_version(before, ref)
             if before.active == ref and self._loaded.has(model, version):
+                if before != stored:
+                    self._ledger.commit(model, before)
                 return Activation(self._views.view(model), before.active.version, unchanged=True)
             self._swap_in(model, before=before, ref=ref)
             previous = before.active.version if before.active else ""

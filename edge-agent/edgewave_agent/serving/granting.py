@@ -2,7 +2,9 @@
 
 Exists so a call changes the agent only with a grant the operator signed for exactly that
 call, for this agent, still valid, and newer than every grant accepted before for the
-model (`edgewave_api.grants` decides; `signing` verifies). The accepted sequence is
+model (`edgewave_api.grants` decides; `signing` verifies). When the request also names
+its owner, that must be the grant's (INVALID_ARGUMENT otherwise), checked before the
+sequence counts, so a relayed request with a changed owner spends nothing. The accepted sequence is
 persisted with the agent's other state (`ledger`) before the call goes on, under the
 serving lock, so two calls cannot both pass with one sequence and a restart forgets
 nothing. Blocking; called from worker threads.
@@ -14,7 +16,7 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from edgewave_agent import errors
+from edgewave_agent import errors, owners
 from edgewave_agent.serving.ledger import Ledger
 from edgewave_api import grants, signing
 from edgewave_api.telemetry import spans
@@ -32,8 +34,17 @@ class Gate:
         self._ledger = ledger
         self._clock = clock
 
-    def admit(self, *, payload: bytes, signature: bytes, call: grants.Call) -> grants.Grant:
-        """The grant that permits `call`; SignatureInvalid or GrantRefused otherwise.
+    def admit(
+        self,
+        *,
+        payload: bytes,
+        signature: bytes,
+        call: grants.Call,
+        requested_owner: owners.Owner | None = None,
+    ) -> grants.Grant:
+        """The grant that permits `call`; SignatureInvalid or GrantRefused otherwise, and
+        InvalidRequest when `requested_owner` (the request's own owner field) is not the
+        grant's.
 
         `call.agent` must be this agent's own name (from its configuration).
         """
@@ -44,6 +55,16 @@ class Gate:
             raise errors.SignatureInvalid(f"{call.action} refused: {error}") from None
         except grants.GrantRefused as error:
             raise errors.GrantRefused(f"{call.action} refused: {error}") from None
+        if requested_owner is not None:
+            try:
+                grants.check_owner(
+                    grant,
+                    namespace=requested_owner.namespace,
+                    name=requested_owner.name,
+                    uid=requested_owner.uid,
+                )
+            except grants.OwnerMismatch as error:
+                raise errors.InvalidRequest(f"{call.action} refused: {error}") from None
         with self._ledger.lock:
             highest = self._ledger.sequence(call.model)
             try:

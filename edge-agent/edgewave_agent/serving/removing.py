@@ -12,7 +12,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from edgewave_agent import errors, observers, slots
+from edgewave_agent import errors, observers, owners, slots
 from edgewave_agent.serving.claims import Claims
 from edgewave_agent.serving.collecting import Collector
 from edgewave_agent.serving.ledger import Ledger
@@ -51,9 +51,14 @@ class Remover:
         self._observer = observer
 
     def remove(
-        self, model: str, *, version: str | None = None, digest: str | None = None
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        digest: str | None = None,
+        owner: owners.Owner | None = None,
     ) -> Removal:
-        """Forget the versions of `model` named by `version` or `digest`."""
+        """Forget the versions of `model` named by `version` or `digest` (for `owner`)."""
         slots.validate_name("model", model)
         if digest is not None:
             validate_digest(digest)
@@ -61,16 +66,20 @@ class Remover:
             before = self._ledger.find(model)
             if before is None:
                 raise errors.UnknownModel(f"no model {model} on this agent: nothing to remove")
+            owners.check_removal(model, current=before.owner, requested=owner)
             after, targets = slots.removed(before, version=version, digest=digest)
             self._ledger.commit(model, after)
             self._loader.unload_unneeded(model, after)
         deleted, freed = self._collector.delete_unused(r.digest for r in targets)
         return Removal(tuple(r.version for r in targets), deleted, freed)
 
-    def remove_model(self, model: str) -> Removal:
-        """Stop serving `model` and forget every version of it (e.g. a residency eviction)."""
+    def remove_model(self, model: str, *, owner: owners.Owner | None = None) -> Removal:
+        """Stop serving `model` and forget every version of it (e.g. a residency eviction),
+        unless another rollout than `owner` owns it."""
         slots.validate_name("model", model)
         with self._claims.holding(model):
+            current = self._ledger.find(model)
+            owners.check_removal(model, current=current.owner if current else None, requested=owner)
             with self._lock:
                 models, targets = slots.without_model(self._ledger.snapshot(), model)
                 self._ledger.replace(models)

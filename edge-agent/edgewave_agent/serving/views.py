@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edgewave_agent import slots, stats
+from edgewave_agent import owners, slots, stats
 from edgewave_agent.serving.health import HealthWindows
 from edgewave_agent.serving.ledger import Ledger
 from edgewave_proto.agent.v1 import wire
@@ -31,6 +31,7 @@ class ModelView:
     previous: slots.VersionRef | None
     versions: tuple[VersionView, ...]
     health: stats.Health
+    owner: owners.Owner | None = None
 
 
 def version_state(current: slots.ModelSlots, ref: slots.VersionRef) -> wire.VersionState:
@@ -74,6 +75,7 @@ class Views:
             previous=current.previous,
             versions=versions,
             health=active_health,
+            owner=current.owner,
         )
 
     def views(self) -> list[ModelView]:

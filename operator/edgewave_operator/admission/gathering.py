@@ -13,10 +13,11 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from edgewave_api import edgeagent, meta, residencypolicy
-from edgewave_operator.admission import rules
+from edgewave_operator.admission import ownership, rules
 from edgewave_operator.kube import failures
 
 POLICIES = "residencypolicies"
+ROLLOUTS = "modelrollouts"
 AGENTS = "edgeagents"
 
 
@@ -48,3 +49,9 @@ async def jurisdictions(api: client.ApiClient) -> dict[str, frozenset[str]]:
         spec = edgeagent.EdgeAgentSpec.model_validate(item.get("spec") or {})
         pairs.append((spec.region, spec.jurisdiction))
     return rules.jurisdictions_by_region(pairs)
+
+
+async def claims(api: client.ApiClient) -> list[ownership.Claim]:
+    """Every ModelRollout's claim on a model name, in every namespace."""
+    found = (ownership.claim_of(item) for item in await _list(api, ROLLOUTS))
+    return [claim for claim in found if claim is not None]

@@ -2,7 +2,8 @@
 
 The API server calls these handlers before it stores a ModelRollout or a ResidencyPolicy:
 a rollout that names a region its residency forbids is refused with the field, the region
-and the policy in the message; a policy that contradicts itself is refused likewise.
+and the policy in the message; a rollout that claims a model name another rollout owns is
+refused naming the owner (`ownership`); a policy that contradicts itself is refused likewise.
 The webhook's failure policy is `Fail`: when the operator cannot answer (down, or unable
 to read the policies), no rollout is admitted unchecked.
 
@@ -42,7 +43,7 @@ from edgewave_api import meta, modelrollout, pki, residencypolicy
 from edgewave_api.errors import EdgewaveError
 from edgewave_operator import audit
 from edgewave_operator import metrics as metrics_
-from edgewave_operator.admission import gathering, objects, rules
+from edgewave_operator.admission import gathering, objects, ownership, rules
 from edgewave_operator.kube import events
 
 CONFIGURATION_NAME = "residency.edgewave.io"
@@ -149,12 +150,15 @@ async def validate_modelrollout(
     operation: str = "CREATE",
     **_: Any,
 ) -> None:
-    """Refuse a ModelRollout that names a region outside its residency or a policy's."""
+    """Refuse a ModelRollout that names a region outside its residency or a policy's, or
+    that claims a model name another rollout owns (`ownership`)."""
     if operation == "UPDATE" and not _rollout_residency_changed(old, body):
         return  # metadata-only updates (finalizers, annotations) must never be blocked
     context = _context(memo)
     rollout = _parse(modelrollout.ModelRollout, body)
     subject = f"ModelRollout {rollout.metadata.namespace}/{rollout.metadata.name}"
+    if ownership.model_renamed(old if operation == "UPDATE" else None, body):
+        await _check_ownership(context, body=body, subject=subject)
     try:
         policies = await gathering.policies(context.api)
         bound, _missing = objects.bindings(rollout, policies)
@@ -184,6 +188,24 @@ async def validate_modelrollout(
             message=message,
         )
     raise kopf.AdmissionError(message, code=FORBIDDEN)
+
+
+async def _check_ownership(context: AdmissionContext, *, body: kopf.Body, subject: str) -> None:
+    """Refuse a second owner of a model name (fail closed when the rollouts are unreadable)."""
+    claim = ownership.claim_of(_plain(body))
+    if claim is None:
+        return
+    try:
+        claims = await gathering.claims(context.api)
+    except EdgewaveError as error:
+        raise kopf.AdmissionError(
+            f"{subject} is refused because model ownership could not be checked ({error}); "
+            "retry when the API server answers",
+            code=UNAVAILABLE,
+        ) from None
+    reason = ownership.conflict(claim, claims=claims)
+    if reason is not None:
+        raise kopf.AdmissionError(f"{subject} is refused: {reason}", code=FORBIDDEN)
 
 
 @kopf.on.validate(

@@ -5,8 +5,9 @@ client without TLS settings speaks plaintext to `--insecure` lab agents. `push` 
 it asks Stat where the agent's verified bytes end and streams only the rest, retrying
 temporary failures. Activate, Rollback, Remove and Build carry a grant signed with the
 operator's Ed25519 key (`edgewave_api.grants`, `signing`): bound to the action, this agent
-(its name as it reports in Describe, unless given), the rollout, the target, an expiry
-and a per-model sequence above the highest the agent reports; a grant refused as stale is
+(its name as it reports in Describe, unless given), the rollout (uid, and namespace/name
+as the model's owner, which the request also names), the target, an expiry and a
+per-model sequence above the highest the agent reports; a grant refused as stale is
 re-signed above the agent's highest once.
 """
 
@@ -27,6 +28,7 @@ from edgewave_api.errors import EdgewaveError, PermanentError
 from edgewave_api.telemetry import interceptors, spans
 from edgewave_operator.agents import errors
 from edgewave_operator.agents.artifacts import Artifact
+from edgewave_operator.planning import ownership
 from edgewave_proto.agent.v1 import agent_pb2 as pb
 from edgewave_proto.agent.v1 import agent_pb2_grpc, wire
 
@@ -305,8 +307,11 @@ class AgentClient:
             call.cancel()
             raise
 
-    async def grant(self, call: grants.Call, *, rollout: str) -> pb.Grant:
-        """Sign the operator's grant for `call` (its `agent` is filled in here)."""
+    async def grant(
+        self, call: grants.Call, *, rollout: str, owner: ownership.Owner | None = None
+    ) -> pb.Grant:
+        """Sign the operator's grant for `call` (its `agent` is filled in here), for rollout
+        uid `rollout` and `owner`'s namespace/name (the owner the agent records)."""
         if self._signing_key_pem is None:
             raise PermanentError(
                 "this client has no grant signing key: pass signing_key_pem (the operator's"
@@ -330,6 +335,11 @@ class AgentClient:
                 rollout=rollout,
                 sequence=sequence,
                 expires_ms=now_ms + self._grant_lifetime_ms,
+                owner=(
+                    grants.Owner(namespace=owner.namespace, name=owner.name)
+                    if owner is not None
+                    else None
+                ),
             ),
         )
         return pb.Grant(payload=signed.payload, signature=signed.signature)
@@ -341,11 +351,12 @@ class AgentClient:
         *,
         rollout: str,
         send: Callable[[pb.Grant], Awaitable[T]],
+        owner: ownership.Owner | None = None,
     ) -> T:
         """Send a granted call; a grant refused as stale is re-signed above the agent's
         highest once (another operator replica, or one with a slower clock, went first)."""
         for attempt in (1, 2):
-            grant = await self.grant(call, rollout=rollout)
+            grant = await self.grant(call, rollout=rollout, owner=owner)
             try:
                 with self._translated(name):
                     return await send(grant)
@@ -364,8 +375,9 @@ class AgentClient:
         backend: str,
         rollout: str,
         deadline_seconds: float | None = None,
+        owner: ownership.Owner | None = None,
     ) -> pb.ActivateResponse:
-        """Activate a pushed artifact, with a grant for `rollout` (its uid)."""
+        """Activate a pushed artifact, with a grant for `rollout` (its uid) and `owner`."""
         call = grants.Call(
             action=grants.Action.ACTIVATE,
             agent="",
@@ -379,9 +391,15 @@ class AgentClient:
                 "Activate",
                 call,
                 rollout=rollout,
+                owner=owner,
                 send=lambda grant: self._stub.Activate(
                     pb.ActivateRequest(
-                        model=model, version=version, digest=digest, backend=backend, grant=grant
+                        model=model,
+                        version=version,
+                        digest=digest,
+                        backend=backend,
+                        owner=_owner(owner),
+                        grant=grant,
                     ),
                     timeout=deadline_seconds or max(self.timeout, 120),
                     metadata=self._metadata(),
@@ -408,7 +426,10 @@ class AgentClient:
         rollout: str,
         version: str | None = None,
         digest: str | None = None,
+        owner: ownership.Owner | None = None,
     ) -> pb.RemoveResponse:
+        """Remove one version (or digest); the agent refuses when another rollout than
+        `owner` owns the model."""
         if (version is None) == (digest is None):
             raise PermanentError("remove needs exactly one of version or digest")
         call = grants.Call(
@@ -420,7 +441,7 @@ class AgentClient:
         )
 
         def request(grant: pb.Grant) -> pb.RemoveRequest:
-            made = pb.RemoveRequest(model=model, grant=grant)
+            made = pb.RemoveRequest(model=model, owner=_owner(owner), grant=grant)
             if version is not None:
                 made.version = version
             else:
@@ -431,20 +452,25 @@ class AgentClient:
             "Remove",
             call,
             rollout=rollout,
+            owner=owner,
             send=lambda grant: self._stub.Remove(
                 request(grant), timeout=self.timeout, metadata=self._route
             ),
         )
 
-    async def remove_model(self, model: str, *, rollout: str) -> pb.RemoveResponse:
-        """Stop serving `model` on the agent and delete every version (residency eviction)."""
+    async def remove_model(
+        self, model: str, *, rollout: str, owner: ownership.Owner | None = None
+    ) -> pb.RemoveResponse:
+        """Stop serving `model` on the agent and delete every version (residency eviction);
+        the agent refuses when another rollout than `owner` owns it."""
         call = grants.Call(action=grants.Action.REMOVE, agent="", model=model, all_versions=True)
         return await self._granted(
             "Remove",
             call,
             rollout=rollout,
+            owner=owner,
             send=lambda grant: self._stub.Remove(
-                pb.RemoveRequest(model=model, all_versions=True, grant=grant),
+                pb.RemoveRequest(model=model, all_versions=True, owner=_owner(owner), grant=grant),
                 timeout=self.timeout,
                 metadata=self._route,
             ),
@@ -513,3 +539,9 @@ async def push_to_many(
 
     results = await asyncio.gather(*(one(c) for c in clients))
     return dict(results)
+
+
+def _owner(owner: ownership.Owner | None) -> pb.ModelOwner | None:
+    if owner is None:
+        return None
+    return pb.ModelOwner(namespace=owner.namespace, name=owner.name, uid=owner.uid)

@@ -117,6 +117,9 @@ def held_models(models: Iterable[pb.ModelStatus]) -> list[edgeagent.HeldModel]:
                     digest=prefixed(version.digest),
                     backend=backend,
                     state=state,
+                    rollout=f"{model.owner.namespace}/{model.owner.name}"[:317]
+                    if model.HasField("owner")
+                    else None,
                     p95_latency_ms=health.latency_p95_seconds * 1000 if health.requests else None,
                     error_rate=min(1.0, error_rate) if error_rate is not None else None,
                 )
@@ -196,4 +199,28 @@ def unreachable(
                 now=now,
             ),
         }
+    )
+
+
+def connection(
+    previous: edgeagent.EdgeAgentStatus | None,
+    *,
+    connected: bool,
+    gateway: str | None,
+    session_since: datetime.datetime | None,
+    now: datetime.datetime,
+) -> edgeagent.AgentConnection:
+    """The agent's connection now; `since` moves only when it connects, drops or moves.
+
+    `session_since` is when its live gateway session began (None: direct, or no session).
+    """
+    before = previous.connection if previous else None
+    if connected and session_since is not None:
+        since = session_since
+    elif before is not None and before.connected == connected and before.gateway == gateway:
+        since = before.since or now
+    else:
+        since = now
+    return edgeagent.AgentConnection(
+        connected=connected, gateway=gateway, since=since.replace(microsecond=0)
     )

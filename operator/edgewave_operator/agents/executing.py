@@ -28,7 +28,15 @@ from edgewave_api.errors import EdgewaveError, PermanentError
 from edgewave_compiler import keys
 from edgewave_operator import metrics as operator_metrics
 from edgewave_operator.agents import artifacts, describing, links
-from edgewave_operator.planning import builds, gates, residency, rollbacks, stepping, views
+from edgewave_operator.planning import (
+    builds,
+    gates,
+    ownership,
+    residency,
+    rollbacks,
+    stepping,
+    views,
+)
 from edgewave_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -75,19 +83,26 @@ class Executor:
         paths: Mapping[str, Path],
         check: Check,
         rollout: str,
+        owner: ownership.Owner | None = None,
     ) -> dict[str, str]:
-        """Push and activate each update of `batch` (for rollout uid `rollout`); agent name ->
-        why it failed."""
+        """Push and activate each update of `batch` for rollout uid `rollout` and `owner`;
+        agent name -> why it failed."""
         results = await asyncio.gather(
             *(
-                self._update_one(update, paths=paths, check=check, rollout=rollout)
+                self._update_one(update, paths=paths, check=check, rollout=rollout, owner=owner)
                 for update in batch.updates
             )
         )
         return {agent: why for agent, why in results if why is not None}
 
     async def _update_one(
-        self, update: stepping.Update, *, paths: Mapping[str, Path], check: Check, rollout: str
+        self,
+        update: stepping.Update,
+        *,
+        paths: Mapping[str, Path],
+        check: Check,
+        rollout: str,
+        owner: ownership.Owner | None,
     ) -> tuple[str, str | None]:
         agent = update.agent
         async with self._limit:
@@ -110,6 +125,7 @@ class Executor:
                     backend=describing.runtime_of(engine.backend),
                     rollout=rollout,
                     deadline_seconds=self._settings.activate_timeout_seconds,
+                    owner=owner,
                 )
             except PermanentError as error:
                 log.warning("update of %s failed: %s", agent, error, extra={"agent": agent})
@@ -222,15 +238,17 @@ class Executor:
 
     # -- revert ------------------------------------------------------------------------
 
-    async def revert(self, batch: stepping.RevertBatch, *, rollout: str) -> dict[str, str]:
+    async def revert(
+        self, batch: stepping.RevertBatch, *, rollout: str, owner: ownership.Owner | None = None
+    ) -> dict[str, str]:
         """Bring each agent back to its previous version; agent name -> why not."""
         results = await asyncio.gather(
-            *(self._revert_one(r, rollout=rollout) for r in batch.reverts)
+            *(self._revert_one(r, rollout=rollout, owner=owner) for r in batch.reverts)
         )
         return {agent: why for agent, why in results if why is not None}
 
     async def _revert_one(
-        self, revert: rollbacks.Revert, *, rollout: str
+        self, revert: rollbacks.Revert, *, rollout: str, owner: ownership.Owner | None
     ) -> tuple[str, str | None]:
         """Carry out `revert` as decided (never from what is known live, which may be nothing)."""
         agent = revert.agent
@@ -247,10 +265,11 @@ class Executor:
                         backend=describing.runtime_of(revert.backend),
                         rollout=rollout,
                         deadline_seconds=self._settings.activate_timeout_seconds,
+                        owner=owner,
                     )
                 else:
                     # Nothing ran before this rollout: take the model off the agent again.
-                    await client.remove_model(revert.model, rollout=rollout)
+                    await client.remove_model(revert.model, rollout=rollout, owner=owner)
             except EdgewaveError as error:
                 log.warning("rollback of %s failed: %s", agent, error, extra={"agent": agent})
                 return agent, str(error)
@@ -262,20 +281,28 @@ class Executor:
     # -- evict -------------------------------------------------------------------------
 
     async def evict(
-        self, evictions: Sequence[residency.Eviction], *, rollout: str
+        self,
+        evictions: Sequence[residency.Eviction],
+        *,
+        rollout: str,
+        owner: ownership.Owner | None = None,
     ) -> dict[str, str]:
         """Remove every listed version from each agent; agent name -> why not (yet)."""
-        results = await asyncio.gather(*(self._evict_one(e, rollout=rollout) for e in evictions))
+        results = await asyncio.gather(
+            *(self._evict_one(e, rollout=rollout, owner=owner) for e in evictions)
+        )
         return {agent: why for agent, why in results if why is not None}
 
     async def _evict_one(
-        self, eviction: residency.Eviction, *, rollout: str
+        self, eviction: residency.Eviction, *, rollout: str, owner: ownership.Owner | None
     ) -> tuple[str, str | None]:
         agent = eviction.agent
-        problem = await self.remove_model(agent, model=eviction.model, rollout=rollout)
+        problem = await self.remove_model(agent, model=eviction.model, rollout=rollout, owner=owner)
         return agent, str(problem) if problem is not None else None
 
-    async def remove_model(self, agent: str, *, model: str, rollout: str) -> EdgewaveError | None:
+    async def remove_model(
+        self, agent: str, *, model: str, rollout: str, owner: ownership.Owner | None = None
+    ) -> EdgewaveError | None:
         """Remove every version of `model` from `agent`: the error, or None when done.
 
         Versions the agent may drop are removed one by one; when the model still serves
@@ -294,9 +321,11 @@ class Executor:
                 client = await self._links.link(agent)
                 for version in held:
                     if version.state not in serving:
-                        await client.remove(model, version=version.version, rollout=rollout)
+                        await client.remove(
+                            model, version=version.version, rollout=rollout, owner=owner
+                        )
                 if any(version.state in serving for version in held):
-                    await client.remove_model(model, rollout=rollout)
+                    await client.remove_model(model, rollout=rollout, owner=owner)
             except EdgewaveError as error:
                 log.warning("removing %s from %s: %s", model, agent, error, extra={"agent": agent})
                 problem = error

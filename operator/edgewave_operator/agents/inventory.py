@@ -7,7 +7,11 @@ is kept in memory (`live`) and is what rollouts plan against; it is written to t
 EdgeAgent's status only when something changed or once per coarse period
 (`planning.heartbeats`). Significant changes wake the rollouts (`on_change`).
 
-It is also the `links.Links` the executor acts through. What it writes to the cluster goes
+It is also the `links.Links` the executor acts through. An agent with `spec.endpoint` is on
+a flat network and dialled directly (`AgentClient`, the thin direct mode); one without is
+reached only through the gateway holding its live session (`gatewayed`): with no session it
+is not dialled at all, it reads as disconnected at once, and a new session wakes its probe.
+Either way `status.connection` says how it is reached. What it writes to the cluster goes
 through `Records` and the TLS material of each agent comes from `tls_for`, both given by
 the runtime, so this package never imports the Kubernetes client.
 """
@@ -26,7 +30,7 @@ from edgewave_api import edgeagent
 from edgewave_api.errors import EdgewaveError
 from edgewave_operator import metrics as operator_metrics
 from edgewave_operator.agents import client as agent_client
-from edgewave_operator.agents import describing, links
+from edgewave_operator.agents import describing, errors, gatewayed, links
 from edgewave_operator.planning import heartbeats, parsing
 from edgewave_operator.planning import views as planning_views
 from edgewave_operator.settings import OperatorSettings
@@ -69,8 +73,10 @@ class Inventory:
         on_change: Callable[[str], None],
         clock: Clock = utcnow,
         metrics: operator_metrics.OperatorMetrics | None = None,
+        gateways: gatewayed.Gateways | None = None,
     ) -> None:
         self._metrics = metrics
+        self.gateways = gateways
         self._records = records
         self._settings = settings
         self._tls_for = tls_for
@@ -83,6 +89,8 @@ class Inventory:
         self._written: dict[str, edgeagent.EdgeAgentStatus | None] = {}
         self._written_at: dict[str, datetime.datetime] = {}
         self._clients: dict[str, agent_client.AgentClient] = {}
+        # The gateway each cached client goes through ("" for a direct one).
+        self._via: dict[str, str] = {}
         self._due: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._probing: set[str] = set()
@@ -117,7 +125,14 @@ class Inventory:
             self._metrics.forget_agent(name)
         self._on_change(name)
 
+    def session_changed(self, name: str) -> None:
+        """An agent's gateway session began, ended or moved: probe it now."""
+        if name in self.specs and not self.specs[name].spec.endpoint:
+            self._failures.pop(name, None)
+            self._schedule(name, delay=0.0)
+
     def _drop_client(self, name: str) -> None:
+        self._via.pop(name, None)
         old = self._clients.pop(name, None)
         if old is not None:
             task = asyncio.ensure_future(old.close())
@@ -156,23 +171,50 @@ class Inventory:
         live = self.live.get(name)
         return tuple(m for m in (live.models if live else []) if m.name == model)
 
+    def session_of(self, name: str) -> gatewayed.Session | None:
+        """The live gateway session of an agent that has no endpoint (None: none, or direct)."""
+        agent = self.specs.get(name)
+        if agent is None or agent.spec.endpoint or self.gateways is None:
+            return None
+        return self.gateways.session_of(name)
+
     async def client(self, name: str) -> agent_client.AgentClient:
-        existing = self._clients.get(name)
-        if existing is not None:
-            return existing
         agent = self.specs[name]
-        tls = await self._tls_for(agent)
-        made = agent_client.AgentClient(
-            agent.spec.endpoint,
-            tls=tls,
-            # The operator's own certificate is renewed as it ages; a Secret's is not ours.
-            renew_tls=self._renew_tls_for(agent) if tls else None,
-            signing_key_pem=self._signing_key_pem,
-            chunk_bytes=self._settings.push_chunk_bytes,
-            timeout=self._settings.rpc_timeout_seconds,
-            name=name,
-        )
+        endpoint = agent.spec.endpoint
+        session = None if endpoint else self.session_of(name)
+        if not endpoint and session is None:
+            raise errors.AgentUnavailable(
+                f"agent {name} has no session on any gateway: it has no spec.endpoint, so it"
+                " must dial one (edgewave-agent serve --gateway HOST:PORT)"
+            )
+        via = session.gateway if session is not None else ""
+        existing = self._clients.get(name)
+        if existing is not None and self._via.get(name) == via:
+            return existing
+        if existing is not None:
+            self._drop_client(name)
+        made: agent_client.AgentClient
+        if session is not None and self.gateways is not None:
+            made = self.gateways.link(
+                name,
+                session=session,
+                signing_key_pem=self._signing_key_pem,
+                timeout=self._settings.rpc_timeout_seconds,
+            )
+        else:
+            tls = await self._tls_for(agent)
+            made = agent_client.AgentClient(
+                endpoint or "",
+                tls=tls,
+                # The operator's own certificate is renewed as it ages; a Secret's is not ours.
+                renew_tls=self._renew_tls_for(agent) if tls else None,
+                signing_key_pem=self._signing_key_pem,
+                chunk_bytes=self._settings.push_chunk_bytes,
+                timeout=self._settings.rpc_timeout_seconds,
+                name=name,
+            )
         self._clients[name] = made
+        self._via[name] = via
         return made
 
     # -- probing ---------------------------------------------------------------------------
@@ -242,6 +284,9 @@ class Inventory:
             )
             self._failures.pop(name, None)
             delay = self._settings.probe_interval_seconds
+        status = status.model_copy(
+            update={"connection": self._connection(agent, previous=previous, status=status)}
+        )
         before = self.live.get(name)
         self.live[name] = status
         if self._metrics is not None:
@@ -254,6 +299,30 @@ class Inventory:
             await self._audit_location(agent, before=before, status=status)
             self._on_change(name)
         await self._maybe_write(name, status)
+
+    def _connection(
+        self,
+        agent: edgeagent.EdgeAgent,
+        *,
+        previous: edgeagent.EdgeAgentStatus | None,
+        status: edgeagent.EdgeAgentStatus,
+    ) -> edgeagent.AgentConnection:
+        name = agent.metadata.name or ""
+        now = self._clock()
+        if agent.spec.endpoint:
+            answered = name not in self._failures
+            return describing.connection(
+                previous, connected=answered, gateway=None, session_since=None, now=now
+            )
+        session = self.session_of(name)
+        if session is None:
+            last = previous.connection.gateway if previous and previous.connection else None
+            return describing.connection(
+                previous, connected=False, gateway=last, session_since=None, now=now
+            )
+        return describing.connection(
+            previous, connected=True, gateway=session.gateway, session_since=session.since, now=now
+        )
 
     async def _audit_location(
         self,
@@ -297,7 +366,7 @@ class Inventory:
         self._written_at[name] = now
 
 
-def _connection(agent: edgeagent.EdgeAgent) -> tuple[str, object]:
+def _connection(agent: edgeagent.EdgeAgent) -> tuple[str | None, object]:
     return agent.spec.endpoint, agent.spec.tls_secret_ref
 
 

@@ -14,6 +14,7 @@ from typing import Protocol
 from edgewave_api import edgeagent
 from edgewave_operator.agents import client as agent_client
 from edgewave_operator.agents.artifacts import Artifact
+from edgewave_operator.planning import ownership
 from edgewave_proto.agent.v1 import agent_pb2 as pb
 
 
@@ -28,20 +29,24 @@ class Link(Protocol):
 
     async def push(self, artifact: Artifact) -> agent_client.PushResult: ...
 
-    # Every mutating call carries `rollout`, the uid of the rollout it is for: the operator's
-    # signed grant binds the call to it (`edgewave_api.grants`).
+    # Every mutating call carries `rollout`, the uid of the rollout it is for, and activate
+    # and remove its `owner` (namespace/name): the operator's signed grant binds the call to
+    # both (`edgewave_api.grants`), and the agent records the owner from the grant.
     async def activate(
         self, *, model: str, version: str, digest: str, backend: str, rollout: str,
-        deadline_seconds: float | None = None,
+        deadline_seconds: float | None = None, owner: ownership.Owner | None = None,
     ) -> pb.ActivateResponse: ...  # fmt: skip
 
     async def rollback(self, model: str, *, rollout: str) -> pb.RollbackResponse: ...
 
     async def remove(
-        self, model: str, *, rollout: str, version: str | None = None, digest: str | None = None
-    ) -> pb.RemoveResponse: ...
+        self, model: str, *, rollout: str, version: str | None = None,
+        digest: str | None = None, owner: ownership.Owner | None = None,
+    ) -> pb.RemoveResponse: ...  # fmt: skip
 
-    async def remove_model(self, model: str, *, rollout: str) -> pb.RemoveResponse: ...
+    async def remove_model(
+        self, model: str, *, rollout: str, owner: ownership.Owner | None = None
+    ) -> pb.RemoveResponse: ...
 
     async def status(self) -> pb.StatusUpdate: ...
 

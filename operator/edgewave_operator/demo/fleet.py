@@ -1,10 +1,12 @@
 """The demo's six edge agents: certificates, configurations and `edgewave-agent serve` processes.
 
-Two agents per region in eu-west, eu-central (EU) and us-east (US). Each gets a serving
-certificate from the operator's CA (`edgewave_operator.certs`), trusts that CA for the
-operator's client certificate, and verifies activations with the operator's Ed25519 public
-key. They run as real processes on ports the kernel picks, and report the hardware they
-really have: on a machine without a GPU, none, and they serve with ONNX Runtime.
+Two agents per region in eu-west, eu-central (EU) and us-east (US). Like agents behind NAT,
+they open no control port: each dials the gateway embedded in the operator
+(`edgewave-agent serve` with a `gateway` section) with an agent certificate from the
+operator's CA (Organization edgewave-agents, its name as Common Name), trusts that CA for
+the gateway, and verifies activations with the operator's Ed25519 public key. Inference
+stays local, on a serving port the kernel picks. They report the hardware they really
+have: on a machine without a GPU, none, and they serve with ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ from typing import Any
 
 import yaml
 
-from edgewave_api import pki
+from edgewave_api import identities, pki
 from edgewave_api.errors import TemporaryError
-from edgewave_operator import certs
 from edgewave_operator.devcluster import processes
 
 START_TIMEOUT = 90.0
@@ -69,13 +70,7 @@ class Agent:
     site: Site
     directory: Path
     child: processes.Child
-    control_port: int = 0
     serving_port: int = 0
-
-    @property
-    def endpoint(self) -> str:
-        """The control port (mTLS), as the EdgeAgent names it."""
-        return f"127.0.0.1:{self.control_port}"
 
     @property
     def serving(self) -> str:
@@ -87,9 +82,11 @@ class Agent:
         return self.directory / "ports.json"
 
 
-def config(site: Site, *, directory: Path, trust: Trust, short: bool) -> dict[str, Any]:
-    """The agent's configuration (agent.yaml) with its serving certificate written next to it."""
-    serving = certs.agent_serving_cert(trust.ca, agent=site.name)
+def config(
+    site: Site, *, directory: Path, trust: Trust, short: bool, gateway: str
+) -> dict[str, Any]:
+    """The agent's configuration (agent.yaml), dialling `gateway`, its certificate next to it."""
+    serving = identities.issue_agent(trust.ca, name=site.name)
     cert_file, key_file = directory / "tls.crt", directory / "tls.key"
     cert_file.write_bytes(serving.cert_pem)
     key_file.write_bytes(serving.key_pem)
@@ -100,7 +97,13 @@ def config(site: Site, *, directory: Path, trust: Trust, short: bool) -> dict[st
         "zone": site.zone,
         "jurisdiction": site.jurisdiction,
         "data_dir": str(directory / "data"),
-        "listen": {"control": "127.0.0.1:0", "serving": "127.0.0.1:0"},
+        "listen": {"serving": "127.0.0.1:0"},
+        "gateway": {
+            "address": gateway,
+            "server_name": "localhost",
+            "backoff_initial_seconds": 0.2,
+            "backoff_max_seconds": 2.0,
+        },
         "tls": {
             "cert_file": str(cert_file),
             "key_file": str(key_file),
@@ -127,9 +130,15 @@ def command(config_file: Path) -> list[str]:
 
 
 def start(
-    sites: Sequence[Site], *, directory: Path, trust: Trust, short: bool, detached: bool
+    sites: Sequence[Site],
+    *,
+    directory: Path,
+    trust: Trust,
+    short: bool,
+    detached: bool,
+    gateway: str,
 ) -> list[Agent]:
-    """Start one agent process per site and wait until each has bound its ports."""
+    """Start one agent process per site, dialling `gateway`; wait until each is up."""
     env = processes.child_environment(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     agents: list[Agent] = []
@@ -139,7 +148,9 @@ def start(
             home.mkdir(parents=True, exist_ok=True)
             config_file = home / "agent.yaml"
             config_file.write_text(
-                yaml.safe_dump(config(site, directory=home, trust=trust, short=short))
+                yaml.safe_dump(
+                    config(site, directory=home, trust=trust, short=short, gateway=gateway)
+                )
             )
             (home / "ports.json").unlink(missing_ok=True)
             child = processes.spawn(
@@ -173,7 +184,7 @@ def _wait_bound(agents: Sequence[Agent]) -> None:
                 )
             time.sleep(0.1)
         ports = json.loads(agent.port_file.read_text())
-        agent.control_port, agent.serving_port = int(ports["control"]), int(ports["serving"])
+        agent.serving_port = int(ports["serving"])
 
 
 def stop(agents: Sequence[Agent]) -> None:

@@ -69,12 +69,12 @@ def rollout(
 def edge_agent(
     *,
     name: str,
-    endpoint: str,
     region: str,
     zone: str,
     jurisdiction: str,
 ) -> dict[str, Any]:
-    """The EdgeAgent of one demo agent: it serves on CPU, and says so in its labels."""
+    """The EdgeAgent of one demo agent: it serves on CPU, and says so in its labels. No
+    endpoint: the agent dials the operator's gateway and is reached through its session."""
     return {
         "apiVersion": "edgewave.io/v1alpha1",
         "kind": "EdgeAgent",
@@ -83,7 +83,6 @@ def edge_agent(
             "labels": {FLEET_LABEL: FLEET_VALUE, "edgewave.io/gpu-class": "cpu"},
         },
         "spec": {
-            "endpoint": endpoint,
             "region": region,
             "zone": zone,
             "jurisdiction": jurisdiction,

@@ -88,26 +88,12 @@ def run(options: Options, *, say: constants.Say, console: Console) -> Outcome:
         trust = starting.trust_material(cluster, directory=workdir / "pki")
         step(f"operator trust: CA and activation key in Secrets in {constants.OPERATOR_NAMESPACE}")
 
-        agents = fleet.start(
-            fleet.SITES,
-            directory=workdir / "agents",
-            trust=trust,
-            short=options.short,
-            detached=options.keep,
-        )
-        children += [agent.child for agent in agents]
-        cluster.kubectl("apply", "-f", "-", input=starting.edge_agents(agents))
-        step(
-            "six edge agents started and declared as EdgeAgents: "
-            + ", ".join(f"{a.site.name} ({a.site.region})" for a in agents)
-        )
-
-        operator = starting.start_operator(
-            cluster, workdir=workdir, short=options.short, detached=options.keep
-        )
-        children.append(operator)
-        starting.wait_operator(cluster, operator=operator, agents=agents, say=say)
-        step(f"operator running (pid {operator.identity.pid}); all agents reachable")
+        operator, agents = _start_operator_and_agents(
+            cluster, workdir=workdir, trust=trust, options=options, children=children,
+            step=step, say=say,
+        )  # fmt: skip
+        say("$ kubectl get edgeagents")
+        say(cluster.kubectl("get", "edgeagents").stdout.rstrip())
 
         generated = applying.generate_models(workdir / "models")
         traffic_child = starting.start_traffic(
@@ -191,6 +177,42 @@ def run(options: Options, *, say: constants.Say, console: Console) -> Outcome:
     seconds = time.monotonic() - started
     say(f"demo finished in {seconds:.0f} s" + ("" if options.keep else "; no process left behind"))
     return Outcome(rollouts=rollouts, agents=final_agents, answer=answer, seconds=seconds)
+
+
+def _start_operator_and_agents(
+    cluster: clusters.DevCluster,
+    *,
+    workdir: Path,
+    trust: fleet.Trust,
+    options: Options,
+    children: list[processes.Child],
+    step: _Steps,
+    say: constants.Say,
+) -> tuple[processes.Child, list[fleet.Agent]]:
+    """The operator first: the agents dial its embedded gateway (they open no control port)."""
+    operator = starting.start_operator(
+        cluster, workdir=workdir, short=options.short, detached=options.keep
+    )
+    children.append(operator)
+    gateway = starting.wait_gateway(operator=operator, workdir=workdir)
+    agents = fleet.start(
+        fleet.SITES,
+        directory=workdir / "agents",
+        trust=trust,
+        short=options.short,
+        detached=options.keep,
+        gateway=gateway,
+    )
+    children += [agent.child for agent in agents]
+    cluster.kubectl("apply", "-f", "-", input=starting.edge_agents(agents))
+    step(
+        f"six edge agents started, dialling the operator's gateway at {gateway} (no control"
+        " ports), declared as EdgeAgents without endpoints: "
+        + ", ".join(f"{a.site.name} ({a.site.region})" for a in agents)
+    )
+    starting.wait_operator(cluster, operator=operator, agents=agents, say=say)
+    step(f"operator running (pid {operator.identity.pid}); every agent connected to its gateway")
+    return operator, agents
 
 
 def _plan(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -97,7 +98,6 @@ def edge_agents(agents: Sequence[fleet.Agent]) -> str:
         *(
             manifests.edge_agent(
                 name=agent.site.name,
-                endpoint=agent.endpoint,
                 region=agent.site.region,
                 zone=agent.site.zone,
                 jurisdiction=agent.site.jurisdiction,
@@ -114,10 +114,15 @@ def script(name: str, module_main: str) -> list[str]:
     return [sys.executable, "-c", f"from {module_main} import main; main()"]
 
 
+def gateway_port_file(workdir: Path) -> Path:
+    return workdir / "gateway-port.json"
+
+
 def start_operator(
     cluster: clusters.DevCluster, *, workdir: Path, short: bool, detached: bool
 ) -> processes.Child:
-    """`edgewave operator run`, probing agents every second, serving the residency webhook."""
+    """`edgewave operator run`, probing agents every second, serving the residency webhook,
+    with its embedded gateway on a free port of 127.0.0.1 (the agents dial it)."""
     env = cluster.environment()
     env.update(
         {
@@ -128,6 +133,8 @@ def start_operator(
             "EDGEWAVE_PROBE_INTERVAL_SECONDS": "1",
             "EDGEWAVE_RECONCILE_PERIOD_SECONDS": "5" if short else "10",
             "EDGEWAVE_LAST_SEEN_REFRESH_SECONDS": "30",
+            "EDGEWAVE_GATEWAY_LISTEN": "127.0.0.1:0",
+            "EDGEWAVE_GATEWAY_PORT_FILE": str(gateway_port_file(workdir)),
         }
     )
     argv = [
@@ -144,6 +151,21 @@ def start_operator(
     )
 
 
+def wait_gateway(*, operator: processes.Child, workdir: Path, timeout: float = 120.0) -> str:
+    """The embedded gateway's address, once the operator leads and has bound it."""
+    port_file = gateway_port_file(workdir)
+    deadline = time.monotonic() + timeout
+    while not port_file.exists():
+        check_alive(operator)
+        if time.monotonic() > deadline:
+            raise constants.DemoFailed(
+                f"the operator did not start its gateway in {timeout:.0f} s; its log is "
+                f"{operator.log_path}:\n{processes.log_tail(operator.log_path)}"
+            )
+        time.sleep(constants.POLL_SECONDS)
+    return f"127.0.0.1:{json.loads(port_file.read_text())['port']}"
+
+
 def wait_operator(
     cluster: clusters.DevCluster,
     *,
@@ -152,7 +174,7 @@ def wait_operator(
     say: constants.Say,
     timeout: float = 120.0,
 ) -> None:
-    """Until the webhook is registered and the operator has reached every agent."""
+    """Until the webhook is registered and every agent is reachable through the gateway."""
     deadline = time.monotonic() + timeout
     path = (
         "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"

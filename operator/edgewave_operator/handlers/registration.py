@@ -24,10 +24,10 @@ from pydantic import ValidationError
 
 from edgewave_api import edgeagent, meta, residencypolicy
 from edgewave_api.errors import EdgewaveError
-from edgewave_operator.handlers.rollouts import RolloutWorker, _values
+from edgewave_operator.handlers.rollouts import RolloutWorker, _values, pin_owner
 from edgewave_operator.handlers.runtime import Runtime
 from edgewave_operator.kube import events
-from edgewave_operator.planning import reconciling
+from edgewave_operator.planning import ownership, reconciling, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,12 @@ async def agent_changed(*, type: str, name: str, body: kopf.Body, memo: Any, **_
 @kopf.index(GROUP, VERSION, "residencypolicies", registry=REGISTRY)
 async def policies(
     *, name: str, body: kopf.Body, **_: Any
-) -> dict[str, residencypolicy.ResidencyPolicy]:
-    try:
-        return {name: residencypolicy.ResidencyPolicy.model_validate(dict(body))}
-    except ValidationError as error:
-        log.warning("ResidencyPolicy %s ignored: %s", name, error)
-        return {}
+) -> dict[str, residencypolicy.ResidencyPolicy | unreadable.UnreadablePolicy]:
+    # An unreadable policy is kept (not ignored): planning fails closed on it.
+    found = unreadable.read(name, body)
+    if isinstance(found, unreadable.UnreadablePolicy):
+        log.warning("ResidencyPolicy %s cannot be parsed: %s", name, found.error)
+    return {name: found}
 
 
 @kopf.on.event(GROUP, VERSION, "residencypolicies", registry=REGISTRY)
@@ -173,8 +173,9 @@ async def rollout_deleted(
     keep = str(annotations.get(settings.keep_models_annotation, "")).lower() == "true"
     problems: dict[str, EdgewaveError] = {}
     fleet_views = runtime.inventory.views(_values(fleet))
-    for holder in reconciling.holders(model=model, fleet=fleet_views, keep=keep):
-        problem = await runtime.executor.remove_model(holder, model=model, rollout=uid)
+    owner = ownership.Owner(namespace=namespace or "", name=name, uid=uid)
+    for holder in reconciling.holders(model=model, fleet=fleet_views, keep=keep, owner=owner):
+        problem = await runtime.executor.remove_model(holder, model=model, rollout=uid, owner=owner)
         if problem is not None:
             problems[holder] = problem
     temporary = [p for p in problems.values() if p.temporary]
@@ -196,6 +197,7 @@ async def rollout_deleted(
         message=notice.message,
         now=runtime.clock(),
     )
+    await runtime.gateways.pin(pin_owner(uid), ())
     try:
         runtime.builds.forget(uid)
     except (EdgewaveError, OSError) as error:

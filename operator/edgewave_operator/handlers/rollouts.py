@@ -24,7 +24,7 @@ from edgewave_api.errors import EdgewaveError, PermanentError
 from edgewave_api.telemetry import spans
 from edgewave_operator.handlers.runtime import Runtime
 from edgewave_operator.kube import events, patching
-from edgewave_operator.planning import builds, reconciling, stepping
+from edgewave_operator.planning import builds, ownership, reconciling, stepping, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class RolloutWorker:
         body: Mapping[str, Any],
         *,
         agents: Iterable[edgeagent.EdgeAgent],
-        policies: Iterable[residencypolicy.ResidencyPolicy],
+        policies: Iterable[residencypolicy.ResidencyPolicy | unreadable.UnreadablePolicy],
         memory: reconciling.Memory | None,
         outcomes: reconciling.Outcomes,
     ) -> reconciling.Decision:
@@ -80,7 +80,7 @@ class RolloutWorker:
         body: Mapping[str, Any],
         *,
         agents: Iterable[edgeagent.EdgeAgent],
-        policies: Iterable[residencypolicy.ResidencyPolicy],
+        policies: Iterable[residencypolicy.ResidencyPolicy | unreadable.UnreadablePolicy],
         memory: reconciling.Memory | None,
         outcomes: reconciling.Outcomes,
     ) -> reconciling.Snapshot:
@@ -91,11 +91,16 @@ class RolloutWorker:
             self.written = _dump(status) if status else None
         inventory = self.runtime.inventory
         fleet = tuple(inventory.views(list(agents)))
-        policy_list = tuple(policies)
+        policy_list, unreadable_policies = unreadable.split(policies)
         engines: builds.Engines | None = None
         error: str | None = None
         if not reconciling.compile_skipped(memory, generation=rollout.metadata.generation or 0):
-            scope = reconciling.scope(rollout, fleet=fleet, policies=policy_list)
+            scope = reconciling.scope(
+                rollout,
+                fleet=fleet,
+                policies=policy_list,
+                unreadable_policies=unreadable_policies,
+            )
             platforms = {
                 agent.name: inventory.live[agent.name]
                 for agent in scope.targeting.targets
@@ -117,6 +122,7 @@ class RolloutWorker:
             compile_error=error,
             memory=memory,
             outcomes=outcomes,
+            unreadable=unreadable_policies,
         )
 
     async def write(self, status: modelrollout.ModelRolloutStatus) -> None:
@@ -174,6 +180,7 @@ class RolloutWorker:
         """Carry out the decision's actions; what they returned, for the next turn."""
         executor, inventory = self.runtime.executor, self.runtime.inventory
         eligibility = decision.eligibility
+        owner = ownership.Owner(namespace=self.namespace, name=self.name, uid=self.uid)
         failures: dict[str, dict[str, str]] = {}
         observations: list[stepping.Observation] = []
 
@@ -183,7 +190,7 @@ class RolloutWorker:
         async def update(batch: stepping.UpdateBatch) -> None:
             with spans.wave(name=batch.wave):
                 failed = await executor.update(
-                    batch, paths=decision.paths, check=check, rollout=self.uid
+                    batch, paths=decision.paths, check=check, rollout=self.uid, owner=owner
                 )
             if failed:
                 failures.setdefault(batch.wave, {}).update(failed)
@@ -206,11 +213,13 @@ class RolloutWorker:
             elif isinstance(action, stepping.Observe):
                 jobs.append(observe(action))
             elif isinstance(action, stepping.RevertBatch):
-                jobs.append(executor.revert(action, rollout=self.uid))
+                jobs.append(executor.revert(action, rollout=self.uid, owner=owner))
             else:
-                jobs.append(executor.evict(action.evictions, rollout=self.uid))
+                jobs.append(executor.evict(action.evictions, rollout=self.uid, owner=owner))
         generation = decision.status.observed_generation or 0
         with self._span(generation=generation, operation="act"):
+            if decision.paths:  # keep this rollout's engines in the gateways' caches
+                await self.runtime.gateways.pin(pin_owner(self.uid), decision.paths)
             await asyncio.gather(*jobs)
         return reconciling.Outcomes(
             failures=failures, observation=observations[-1] if observations else None
@@ -276,6 +285,11 @@ class RolloutWorker:
             await _sleep(self.runtime.waker(self.uid), stopped=stopped, seconds=2.0)
             return reconciling.Outcomes()
         return acting.result()
+
+
+def pin_owner(uid: str) -> str:
+    """Who holds a rollout's pins in gateways' engine caches."""
+    return f"rollout-{uid}"
 
 
 def _dump(status: modelrollout.ModelRolloutStatus) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from edgewave_compiler import cache, compiling, fetching
 from edgewave_operator import certs
 from edgewave_operator import metrics as operator_metrics
 from edgewave_operator.agents import client as agent_client
-from edgewave_operator.agents import executing
+from edgewave_operator.agents import embedding, executing, gatewayed
 from edgewave_operator.agents.inventory import Inventory, utcnow
 from edgewave_operator.compiling import engines as engine_builds
 from edgewave_operator.handlers import policies
@@ -39,6 +39,9 @@ class Runtime:
         default_factory=operator_metrics.OperatorMetrics
     )
     inventory: Inventory = field(init=False)
+    gateways: gatewayed.Gateways = field(init=False)
+    embedded_gateway: Any = None
+    """The gateway this process runs (`edgewave_gateway.server.Gateway`), if any."""
     executor: executing.Executor = field(init=False)
     policy_statuses: policies.PolicyStatuses = field(init=False)
     clock: Callable[[], datetime.datetime] = utcnow
@@ -49,6 +52,19 @@ class Runtime:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        credentials = self.trust.credentials
+        self.gateways = gatewayed.Gateways(
+            tls=agent_client.ClientTls(
+                ca_pem=credentials.ca_pem,
+                cert_pem=credentials.client.cert_pem,
+                key_pem=credentials.client.key_pem,
+            ),
+            on_change=lambda name: self.inventory.session_changed(name),  # noqa: PLW0108  # made below
+            chunk_bytes=self.settings.push_chunk_bytes,
+            renew_tls=None if self.settings.insecure_agents else self.own_tls,
+        )
+        for name, address in self.settings.gateways.items():
+            self.gateways.add(name, address)
         self.inventory = Inventory(
             records=records.AgentRecords(self.api, clock=self.clock),
             settings=self.settings,
@@ -58,6 +74,7 @@ class Runtime:
             on_change=lambda _name: self.wake_all(),
             clock=self.clock,
             metrics=self.metrics,
+            gateways=self.gateways,
         )
         self.executor = executing.Executor(
             links=self.inventory, settings=self.settings, metrics=self.metrics
@@ -136,6 +153,12 @@ class Runtime:
         )  # fmt: skip
         if settings.metrics_port is not None:
             runtime.metrics_server = metrics.serve(port=settings.metrics_port)
+        if settings.gateway_listen:
+            runtime.embedded_gateway = await embedding.start(
+                settings, ca=trust.ca, ca_pem=trust.credentials.ca_pem
+            )
+            runtime.gateways.add(settings.gateway_name, embedding.address(runtime.embedded_gateway))
+        runtime._tasks.append(asyncio.create_task(runtime.gateways.run(), name="gateways"))
         runtime._tasks.append(asyncio.create_task(runtime.inventory.run(), name="inventory"))
         runtime._tasks.append(
             asyncio.create_task(runtime.policy_statuses.run(), name="policy-statuses")
@@ -165,6 +188,9 @@ class Runtime:
     async def close(self, *, api: bool = True) -> None:
         """Stop everything; `api=False` leaves the API client open (its owner closes it)."""
         await self.close_tasks()
+        if self.embedded_gateway is not None:
+            await self.embedded_gateway.stop(grace=1.0)
+            self.embedded_gateway = None
         if self.metrics_server is not None:
             self.metrics_server.close()
         await self.compiler.close()

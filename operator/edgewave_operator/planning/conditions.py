@@ -50,8 +50,13 @@ def rollout_conditions(
     compiled: Condition,
     evictions: Sequence[residency.Eviction],
     excluded: int,
+    unreadable: str | None = None,
 ) -> tuple[Condition, ...]:
-    """The full condition set for a rollout (transition times are set when written)."""
+    """The full condition set for a rollout (transition times are set when written).
+
+    `unreadable` says which ResidencyPolicy cannot be parsed (planning fails closed on it):
+    residency cannot be proven then, so `ResidencyCompliant` is False and says why.
+    """
     phase = current.phase
     failure = current.failure
     ready = Condition(
@@ -95,6 +100,19 @@ def rollout_conditions(
             else f"every copy is where residency allows ({excluded} agents excluded)"
         ),
     )
+    if unreadable is not None:
+        # Residency cannot be proven: not compliant, and not Ready (vacuously "serving on
+        # every target" would read as healthy to GitOps tools).
+        ready = Condition(
+            type=Type.READY, status=Status.FALSE, reason="PolicyUnreadable", message=unreadable
+        )
+        if not evictions:
+            compliant = Condition(
+                type=Type.RESIDENCY_COMPLIANT,
+                status=Status.FALSE,
+                reason="PolicyUnreadable",
+                message=unreadable,
+            )
     reconciling = replace(progressing, type=Type.RECONCILING)
     stalled = Condition(
         type=Type.STALLED,

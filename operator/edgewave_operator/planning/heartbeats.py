@@ -2,11 +2,11 @@
 
 The node-heartbeat Lease pattern: probing an agent is cheap, writing its status is not
 (10,000 agents would flood the API server). A status is written when something a reader
-cares about changed (reachability, readiness, hardware, runtimes, models and their
-states, claimed location); the volatile numbers (lastSeen, free disk, latency, error rate)
-ride along with such writes and are otherwise refreshed once per coarse period, and only
-for agents that answer. Agents that do not answer are probed less and less often
-(`probe_delay`), so a dead site does not cost a probe per interval per agent.
+cares about changed (reachability, its gateway session, readiness, hardware, runtimes,
+models and their states, claimed location); the volatile numbers (lastSeen, free disk,
+latency, error rate) ride along with such writes and are otherwise refreshed once per
+coarse period, and only for agents that answer. Agents that do not answer are probed less
+and less often (`probe_delay`), so a dead site does not cost a probe per interval per agent.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def significant(status: edgeagent.EdgeAgentStatus) -> dict[str, Any]:
         "agent_version": status.agent_version,
         "observed_generation": status.observed_generation,
         "conditions": sorted((c.type, c.status.value, c.reason) for c in status.conditions),
+        "connection": status.connection.model_dump() if status.connection else None,
     }
 
 

@@ -37,6 +37,16 @@ def prefixed(digest: str) -> str:
     return digest if digest.startswith("sha256:") else f"sha256:{digest}"
 
 
+def _lost_at(status: edgeagent.EdgeAgentStatus) -> datetime.datetime | None:
+    """When the operator lost the agent: its Reachable condition's flip to False."""
+    condition = next(
+        (c for c in status.conditions if c.type == edgeagent.AgentConditionType.REACHABLE), None
+    )
+    if condition is None or condition.status is not api_conditions.ConditionStatus.FALSE:
+        return None
+    return condition.last_transition_time
+
+
 def agent_view(
     agent: edgeagent.EdgeAgent,
     *,
@@ -53,6 +63,7 @@ def agent_view(
     reachable = False
     if live is not None:
         reachable = api_conditions.is_true(live.conditions, edgeagent.AgentConditionType.REACHABLE)
+    unreachable_since = None if reachable or live is None else _lost_at(live)
     return views.AgentView(
         name=agent.metadata.name or "",
         region=agent.spec.region,
@@ -61,6 +72,7 @@ def agent_view(
         labels=labels,
         cordoned=agent.spec.cordoned,
         reachable=reachable,
+        unreachable_since=unreachable_since,
         observed=observed and status is not None,
         label_region=labels.get(REGION_LABEL),
         reported_region=live.reported_region if live else None,
@@ -72,6 +84,7 @@ def agent_view(
                 digest=bare(held.digest),
                 backend=held.backend.value,
                 state=held.state,
+                owner=held.rollout,
             )
             for held in (live.models if live else [])
         ),

@@ -6,8 +6,9 @@ last turn and what the last actions returned, and `now`), calls `decide`, writes
 decision's status, posts its notices and carries out its actions. Everything a turn
 decides is here, as a chain of the pure planners:
 
-1. residency rules (a missing `policyRef` allows nothing), targets by the one
-   eligibility rule, and evictions (`parsing`, `targeting`, `residency`);
+1. residency rules (a missing `policyRef` or an unreadable policy allows nothing),
+   targets by the one eligibility rule, and evictions (`parsing`, `unreadable`,
+   `targeting`, `residency`);
 2. the compile state: failed for this generation (terminal until the spec changes),
    failed now, engines ready (a failed rollout resumes), or waiting for agents;
 3. agents no backend serves, or whose own build failed, excluded; waves assigned;
@@ -33,6 +34,7 @@ from edgewave_operator.planning import (
     builds,
     conditions,
     converging,
+    ownership,
     parsing,
     progress,
     rendering,
@@ -40,6 +42,7 @@ from edgewave_operator.planning import (
     stepping,
     summaries,
     targeting,
+    unreadable,
     views,
 )
 
@@ -90,6 +93,8 @@ class Snapshot:
     memory: Memory | None = None
     """None on a worker's first turn: progress is read back from the rollout's status."""
     outcomes: Outcomes = field(default_factory=Outcomes)
+    unreadable: tuple[unreadable.UnreadablePolicy, ...] = ()
+    """ResidencyPolicies that exist but do not parse: every agent is excluded (fail closed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +151,8 @@ class Scope:
     intent: stepping.Intent
     rules: residency.ResidencyRules
     targeting: targeting.Targeting
+    eviction_rules: residency.ResidencyRules
+    """`rules` without the closed rules of unreadable policies (which evict nothing)."""
 
 
 def scope(
@@ -153,10 +160,14 @@ def scope(
     *,
     fleet: tuple[views.AgentView, ...],
     policies: tuple[residencypolicy.ResidencyPolicy, ...],
+    unreadable_policies: tuple[unreadable.UnreadablePolicy, ...] = (),
 ) -> Scope:
     """Intent, residency rules and targets (what the engines must be built for)."""
     intent = parsing.intent(rollout)
-    rules = parsing.effective_rules(rollout, policies)
+    known = parsing.effective_rules(rollout, policies)
+    rules = residency.ResidencyRules(
+        rules=(*known.rules, *unreadable.closed_rules(unreadable_policies))
+    )
     found = targeting.select_targets(
         spec=parsing.target_spec(rollout),
         rules=rules,
@@ -164,7 +175,7 @@ def scope(
         model=intent.model,
         version=intent.version,
     )
-    return Scope(intent=intent, rules=rules, targeting=found)
+    return Scope(intent=intent, rules=rules, targeting=found, eviction_rules=known)
 
 
 def exclude_unbuildable(
@@ -228,9 +239,19 @@ def decide(snapshot: Snapshot) -> Decision:
     """The turn's decision (see the module docstring for the chain)."""
     rollout, now = snapshot.rollout, snapshot.now
     memory = snapshot.memory or Memory(progress=parsing.progress_of(rollout.status, now=now))
-    scoped = scope(rollout, fleet=snapshot.fleet, policies=snapshot.policies)
+    scoped = scope(
+        rollout,
+        fleet=snapshot.fleet,
+        policies=snapshot.policies,
+        unreadable_policies=snapshot.unreadable,
+    )
     intent = scoped.intent
-    evictions = residency.evictions(model=intent.model, rules=scoped.rules, fleet=snapshot.fleet)
+    owner = owner_of(rollout)
+    evictions = residency.evictions(
+        model=intent.model,
+        rules=scoped.eviction_rules,
+        fleet=ownership.own_fleet(snapshot.fleet, model=intent.model, owner=owner),
+    )
     compiling = _compiling(
         snapshot,
         memory=memory,
@@ -240,6 +261,9 @@ def decide(snapshot: Snapshot) -> Decision:
     engines = compiling.engines
     by_agent: Mapping[str, views.EngineRef] = engines.by_agent if engines else {}
     found = exclude_unbuildable(scoped.targeting, engines)
+    found = ownership.exclude_owned_elsewhere(
+        found, fleet=snapshot.fleet, model=intent.model, owner=owner
+    )
     waves, found = targeting.assign_waves(waves=parsing.wave_specs(rollout), targeting=found)
     step = compiling.step or stepping.next_step(
         intent=intent,
@@ -268,6 +292,7 @@ def decide(snapshot: Snapshot) -> Decision:
         engines=engines.statuses if engines else (),
         previous=rollout.status,
         now=now,
+        unreadable=unreadable.message(snapshot.unreadable),
     )
     eviction_notices, newly_evicted, evictions_reported = _eviction_notices(
         evictions, reported=memory.evictions_reported, model=intent.model
@@ -429,10 +454,27 @@ def _evictions_due(
 # -- deletion ----------------------------------------------------------------------------
 
 
-def holders(*, model: str, fleet: Iterable[views.AgentView], keep: bool) -> tuple[str, ...]:
-    """Agents to remove `model` from once its rollout is deleted (none when it is kept)."""
+def owner_of(rollout: modelrollout.ModelRollout) -> ownership.Owner:
+    """The rollout as the owner of the model it serves."""
+    metadata = rollout.metadata
+    return ownership.Owner(
+        namespace=metadata.namespace or "", name=metadata.name or "", uid=metadata.uid or ""
+    )
+
+
+def holders(
+    *,
+    model: str,
+    fleet: Iterable[views.AgentView],
+    keep: bool,
+    owner: ownership.Owner | None = None,
+) -> tuple[str, ...]:
+    """Agents to remove `model` from once its rollout (`owner`) is deleted (none when it
+    is kept); agents that hold it only for another rollout are left alone."""
     if keep or not model:
         return ()
+    if owner is not None:
+        fleet = ownership.own_fleet(fleet, model=model, owner=owner)
     return tuple(sorted(agent.name for agent in fleet if agent.versions_of(model)))
 
 

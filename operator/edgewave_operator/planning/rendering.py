@@ -85,14 +85,17 @@ def rollout_status(
     engines: Sequence[modelrollout.EngineStatus],
     previous: modelrollout.ModelRolloutStatus | None,
     now: datetime.datetime,
+    unreadable: str | None = None,
 ) -> modelrollout.ModelRolloutStatus:
-    """The status to write for `current` at `generation`."""
+    """The status to write for `current` at `generation` (`unreadable`: why an unreadable
+    ResidencyPolicy excludes every agent, if one does)."""
     condition_list: list[api_conditions.Condition] = list(previous.conditions if previous else [])
     for condition in conditions.rollout_conditions(
         current=current,
         compiled=compiled,
         evictions=evictions,
         excluded=summary.totals.excluded,
+        unreadable=unreadable,
     ):
         condition_list = api_conditions.set_condition(
             condition_list,

@@ -28,6 +28,8 @@ class HeldModel:
     digest: str = ""
     backend: str = ""
     state: ModelState = ModelState.STANDBY
+    owner: str | None = None
+    """The ModelRollout (`namespace/name`) the agent holds it for; None: none recorded."""
 
     @property
     def active(self) -> bool:
@@ -42,8 +44,9 @@ class AgentView:
     label (if any); `reported_*` from the agent's own `Describe` answer (None until the
     operator has heard from it). `observed` says the models list is what the agent said
     in this operator process's lifetime, not a possibly stale status written earlier.
-    `reachable`/`unreachable_since` say whether the agent is connected now and since when
-    it is not (the offline rule, `planning.offline`, reads them).
+    `reachable`: the agent has a live gateway session (or, dialled directly, answered);
+    `unreachable_since`: when the operator last lost it (None while reachable, and for an
+    agent it has never reached).
     """
 
     name: str

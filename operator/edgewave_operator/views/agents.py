@@ -82,9 +82,18 @@ def _gpu(row: AgentRow) -> str:
     return row.gpu.name if row.gpu else "none (CPU)"
 
 
+def connected(row: AgentRow) -> str:
+    """`yes (gw-eu)`, `yes (direct)`, `no (gw-eu)` or `-` (never heard of)."""
+    connection = row.status.connection if row.status else None
+    if connection is None:
+        return "-"
+    where = connection.gateway or "direct"
+    return f"{'yes' if connection.connected else 'no'} ({where})"
+
+
 def table(found: Sequence[AgentRow], *, now: datetime.datetime, wide: bool = False) -> Table:
     result = Table(box=None, pad_edge=False, header_style="bold")
-    columns = ["NAME", "REGION", "GPU", "CC", "MODELS", "HEALTH", "LAST SEEN"]
+    columns = ["NAME", "REGION", "GPU", "CC", "MODELS", "HEALTH", "CONNECTED", "LAST SEEN"]
     if wide:
         columns[2:2] = ["ZONE", "JURISDICTION"]
         columns += ["RUNTIMES", "ENDPOINT", "VERSION"]
@@ -98,6 +107,7 @@ def table(found: Sequence[AgentRow], *, now: datetime.datetime, wide: bool = Fal
             row.gpu.compute_capability if row.gpu else "-",
             ", ".join(held(m) for m in row.models) or "-",
             row.health,
+            connected(row),
             ages.age(row.status.last_seen if row.status else None, now=now),
         ]
         if wide:
@@ -105,7 +115,7 @@ def table(found: Sequence[AgentRow], *, now: datetime.datetime, wide: bool = Fal
             cells[2:2] = [row.agent.spec.zone or "-", row.agent.spec.jurisdiction or "-"]
             cells += [
                 ", ".join(f"{r.name} {r.version}" for r in status.runtimes) if status else "-",
-                row.agent.spec.endpoint,
+                row.agent.spec.endpoint or "-",
                 (status.agent_version if status else None) or "-",
             ]
         result.add_row(*cells)
@@ -139,6 +149,11 @@ def document(found: Sequence[AgentRow]) -> dict[str, Any]:
                 ],
                 "models": [_model_document(m) for m in row.models],
                 "health": row.health,
+                "connection": status.connection.model_dump(
+                    by_alias=True, exclude_none=True, mode="json"
+                )
+                if status and status.connection
+                else None,
                 "lastSeen": meta.rfc3339(status.last_seen) if status and status.last_seen else None,
                 "agentVersion": status.agent_version if status else None,
             }

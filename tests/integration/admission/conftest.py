@@ -53,8 +53,13 @@ def rollout(
     labels: dict[str, str] | None = None,
     waves: list[list[str]] | None = None,
     targets: list[str] | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
-    """A ModelRollout manifest; waves name regions, the last wave takes the rest."""
+    """A ModelRollout manifest; waves name regions, the last wave takes the rest.
+
+    The model is named after the rollout unless `model` says otherwise: a model name has
+    one owner cluster-wide (admission refuses a second).
+    """
     wave_list: list[dict[str, Any]] = [
         {"name": f"wave-{i}", "regions": regions} for i, regions in enumerate(waves or [])
     ]
@@ -65,7 +70,7 @@ def rollout(
         "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
         "spec": {
             "model": {
-                "name": "classifier",
+                "name": model or name,
                 "version": "1.0.0",
                 "uri": "https://models.example.com/classifier.onnx",
                 "sha256": SHA,

@@ -42,6 +42,13 @@ AGENT = REPO / "charts" / "edgewave-agent"
 AGENT_TEST_VALUES = AGENT / "ci" / "test-values.yaml"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 CERT_MANAGER_GROUP = "cert-manager.io/"
+STANDALONE_GATEWAYS = [
+    {"name": "gw-eu-west", "tlsSecretName": "gw-eu-west-tls",
+     "nodeSelector": {"topology.kubernetes.io/region": "eu-west"}},
+    {"name": "gw-us-east", "tlsSecretName": "gw-us-east-tls", "port": 7445,
+     "service": {"type": "LoadBalancer"}, "existingClaim": "gw-us-east-cache",
+     "cacheCapacity": "100GiB", "resources": {"requests": {"cpu": "100m"}}},
+]  # fmt: skip
 
 
 # --- helm, offline ---------------------------------------------------------------------------
@@ -129,6 +136,17 @@ class Helm:
         )
         assert result.returncode == 0, result.stderr
         return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def _operator_deployment(objects: Sequence[Mapping[str, Any]]) -> Any:
+    """The operator's Deployment (gateways may render theirs too)."""
+    (found,) = [
+        o for o in objects
+        if o["kind"] == "Deployment"
+        and o["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component")
+        == "operator"
+    ]  # fmt: skip
+    return found
 
 
 def find(objects: Sequence[Mapping[str, Any]], kind: str, name: str | None = None) -> Any:
@@ -312,6 +330,19 @@ def test_agent_chart_requires_its_region(helm: Helm) -> None:
             id="scoped",
         ),
         pytest.param({"webhook": {"tls": {"mode": "certManager"}}}, id="cert-manager"),
+        pytest.param(
+            {
+                "gateways": {
+                    "embedded": {"service": {"type": "LoadBalancer"}, "hosts": ["ew.example"]},
+                    "standalone": STANDALONE_GATEWAYS,
+                }
+            },
+            id="gateways",
+        ),
+        pytest.param(
+            {"gateways": {"embedded": {"enabled": False}, "standalone": STANDALONE_GATEWAYS}},
+            id="standalone-gateways-only",
+        ),
     ],
 )
 def test_operator_chart_is_accepted_by_the_api_server(
@@ -357,6 +388,7 @@ def test_operator_chart_is_accepted_by_the_api_server(
             },
             id="lab",
         ),
+        pytest.param({"gateway": {"address": "gw.example:7444"}}, id="behind-nat"),
     ],
 )
 def test_agent_chart_is_accepted_by_the_api_server(
@@ -380,9 +412,11 @@ def test_agent_chart_is_accepted_by_the_api_server(
 # --- PodSecurity -------------------------------------------------------------------------------
 
 
-def _pod_from(objects: Sequence[Mapping[str, Any]], kind: str, namespace: str) -> dict[str, Any]:
+def _pod_from(
+    objects: Sequence[Mapping[str, Any]], kind: str, namespace: str, name: str | None = None
+) -> dict[str, Any]:
     """The workload's pod template as a Pod, the object PodSecurity admission enforces on."""
-    template = find(objects, kind)["spec"]["template"]
+    template = find(objects, kind, name)["spec"]["template"]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -559,6 +593,48 @@ def test_pod_meets_the_restricted_pod_security_profile(
     assert refused.returncode != 0
     assert 'violates PodSecurity "restricted:latest"' in refused.stderr, refused.stderr
     assert "allowPrivilegeEscalation != false" in refused.stderr
+
+
+def test_a_standalone_gateway_is_restricted_and_has_no_kubernetes_api_access(
+    kube: clusters.DevCluster, namespace: str, helm: Helm
+) -> None:
+    _enforce(kube, namespace, "restricted")
+    objects = helm.render(
+        OPERATOR, namespace=namespace, release="ew",
+        values={"gateways": {"standalone": STANDALONE_GATEWAYS}},
+    )  # fmt: skip
+    name = "ew-edgewave-operator-gw-eu-west"
+    account = find(objects, "ServiceAccount", name)
+    assert account["automountServiceAccountToken"] is False
+    pod = _pod_from(objects, "Deployment", namespace, name)
+    assert pod["spec"]["serviceAccountName"] == name
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    # No role of the chart names the gateway's account: it may call nothing on the API.
+    for binding in (o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        assert all(s["name"] != name for s in binding.get("subjects", [])), binding
+    service = find(objects, "Service", name)
+    assert service["spec"]["selector"]["edgewave.io/gateway"] == "gw-eu-west"
+    assert pod["metadata"]["labels"]["edgewave.io/gateway"] == "gw-eu-west"
+    kube.kubectl("apply", "-f", "-", input=as_yaml([account]))
+    result = dry_run(kube, [pod])
+    assert result.returncode == 0, result.stderr
+    assert "violate" not in result.stderr, result.stderr
+    # The operator reaches each gateway at its Service.
+    operator = find(objects, "Deployment", "ew-edgewave-operator")
+    env = {
+        e["name"]: e.get("value")
+        for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert json.loads(env["EDGEWAVE_GATEWAYS"]) == {
+        "gw-eu-west": f"ew-edgewave-operator-gw-eu-west.{namespace}.svc:7444",
+        "gw-us-east": f"ew-edgewave-operator-gw-us-east.{namespace}.svc:7445",
+    }
+
+
+def test_a_standalone_gateway_without_its_tls_secret_is_rejected(helm: Helm) -> None:
+    result = helm.run("template", "ew", str(OPERATOR), "--set", "gateways.standalone[0].name=gw-a")
+    assert result.returncode != 0
+    assert "tlsSecretName" in result.stderr
 
 
 def test_agent_host_store_and_ports_need_a_privileged_namespace(
@@ -915,13 +991,15 @@ def _known_settings() -> set[str]:
             {"webhook": {"enabled": False}, "metrics": {"enabled": False}}, id="no-webhook"
         ),
         pytest.param({"watchNamespaces": ["team-a", "team-b"]}, id="scoped"),
+        pytest.param({"gateways": {"standalone": STANDALONE_GATEWAYS}}, id="gateways"),
+        pytest.param({"gateways": {"embedded": {"enabled": False}}}, id="no-embedded-gateway"),
     ],
 )
 def test_operator_environment_is_what_the_operator_reads(
     helm: Helm, monkeypatch: pytest.MonkeyPatch, values: Mapping[str, Any] | None
 ) -> None:
     objects = helm.render(OPERATOR, namespace="edgewave-system", release="ew", values=values)
-    pod = find(objects, "Deployment")["spec"]["template"]["spec"]
+    pod = find(objects, "Deployment", "ew-edgewave-operator")["spec"]["template"]["spec"]
     container = pod["containers"][0]
     rendered = {e["name"]: e.get("value", f"from-{e['name'].lower()}") for e in container["env"]}
     for name in list(rendered):
@@ -961,6 +1039,13 @@ def test_operator_environment_is_what_the_operator_reads(
     assert settings.metrics_port == ports.get("metrics")
     assert settings.health_port == ports["health"]  # what the probes ask
     assert settings.watch_namespaces == tuple((values or {}).get("watchNamespaces", ()))
+    gateways = (values or {}).get("gateways", {})
+    if gateways.get("embedded", {}).get("enabled", True):
+        assert settings.gateway_listen == f"0.0.0.0:{ports['gateway']}"
+        assert "ew-edgewave-operator-gateway.edgewave-system.svc" in settings.gateway_hosts
+    else:
+        assert not settings.gateway_listen and "gateway" not in ports
+    assert sorted(settings.gateways) == sorted(g["name"] for g in gateways.get("standalone", []))
     assert admission.managed is False, "the chart, not the operator, owns the webhook config"
     assert settings.admission_webhook is ("webhook" in ports)
     if "webhook" in ports:
@@ -994,6 +1079,9 @@ def test_operator_environment_is_what_the_operator_reads(
             },
             id="insecure-key-file",
         ),
+        pytest.param(
+            {"gateway": {"address": "gw.example:7444", "serverName": "gw"}}, id="behind-nat"
+        ),
     ],
 )
 def test_agent_config_is_what_the_agent_accepts(
@@ -1010,8 +1098,17 @@ def test_agent_config_is_what_the_agent_accepts(
     parsed = agent_settings.parse({**config, "agent_id": "gpu-node-1"}, source="agent.yaml")
     assert (parsed.region, parsed.zone, parsed.jurisdiction) == ("eu-west", "eu-west-1a", "EU")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert parsed.listen.control == f"0.0.0.0:{ports['control']}"
     assert parsed.listen.serving == f"0.0.0.0:{ports['serving']}"
+    if values and "gateway" in values:
+        # Behind NAT: the agent dials out, opens no control port, its EdgeAgents no endpoint.
+        assert parsed.gateway is not None and parsed.gateway.address == "gw.example:7444"
+        assert parsed.gateway.server_name == "gw" and "control" not in ports
+        probed = {container[p]["tcpSocket"]["port"] for p in ("startupProbe", "livenessProbe")}
+        assert probed == {"serving"}
+        assert all("endpoint" not in o["spec"] for o in objects if o["kind"] == "EdgeAgent")
+    else:
+        assert parsed.gateway is None
+        assert parsed.listen.control == f"0.0.0.0:{ports['control']}"
 
     # Every file the config names is mounted, from the right volume.
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
@@ -1059,7 +1156,7 @@ def test_operator_command_accepts_the_deployment_arguments(helm: Helm) -> None:
     assert "run" in getattr(operator, "commands", {}), "`edgewave operator run` is missing"
     for values in (None, {"watchNamespaces": ["team-a", "team-b"]}):
         objects = helm.render(OPERATOR, namespace="edgewave-system", values=values)
-        container = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        container = _operator_deployment(objects)["spec"]["template"]["spec"]["containers"][0]
         assert container["command"] == ["edgewave"]
         _parse_command_line(root, container["args"])
 
@@ -1093,7 +1190,7 @@ def test_documented_helm_install_renders(helm: Helm, argv: list[str]) -> None:
         # The kubectl lines in the docs name the Secrets this install creates.
         docs = (REPO / "docs" / "operations.md").read_text()
         objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-        container = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        container = _operator_deployment(objects)["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e.get("value") for e in container["env"]}
         for setting in ("EDGEWAVE_CA_SECRET", "EDGEWAVE_SIGNING_SECRET"):
             assert f"get secret {env[setting]} " in docs, setting

@@ -46,6 +46,7 @@ STATUS = {
         }
     ],
     "lastSeen": "2026-01-02T03:04:05Z",
+    "connection": {"connected": True, "gateway": "gw-eu", "since": "2026-01-02T03:00:00Z"},
     "conditions": [
         {
             "type": t,
@@ -100,6 +101,8 @@ def test_agents_json_parses_and_carries_what_the_status_says(
     ]
     fresh = by_name[names[1]]
     assert fresh["health"] == "Unknown"
+    assert fresh["connection"] is None
+    assert seen["connection"] == STATUS["connection"]
     assert fresh["gpu"] is None
     assert fresh["models"] == []
 
@@ -118,9 +121,12 @@ def test_agents_tables_show_gpu_and_health_and_wide_shows_the_endpoint(
     table = edgewave("agents", "--region", region)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "REGION", "GPU", "CC", "MODELS", "HEALTH", "LAST", "SEEN"]
+    assert lines[0].split() == [
+        "NAME", "REGION", "GPU", "CC", "MODELS", "HEALTH", "CONNECTED", "LAST", "SEEN"
+    ]  # fmt: skip
     row = next(line for line in lines if line.startswith(names[0]))
     assert "8.9" in row and "classifier:1.0.0" in row and "Ready" in row
+    assert "yes (gw-eu)" in row
     wide = edgewave("agents", "--region", region, "-o", "wide")
     assert f"{names[0]}.example:7443" in wide.stdout
     assert "TensorRTRTX 1.7.1.116" in wide.stdout

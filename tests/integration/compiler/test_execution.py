@@ -180,4 +180,5 @@ def test_fetch_model_lands_in_the_cache(tmp_path: Path) -> None:
         cache.EngineCache(tmp_path / "cache"), fetch_policy=fetching.FetchPolicy(file_root=tmp_path)
     )
     path = asyncio.run(compiler.fetch_model(source.as_uri(), sha256=sha))
-    assert path == tmp_path / "cache" / "models" / f"{sha}.onnx"
+    models = tmp_path / "cache" / "models"
+    assert path == fetching.model_file(models, uri=source.as_uri(), sha256=sha)

@@ -118,9 +118,26 @@ def fetch(
 
 def test_fetch_over_http_is_content_addressed(server: str, tmp_path: Path) -> None:
     path = fetch(f"{server}/model.onnx", tmp_path)
-    assert path == tmp_path / f"{GOOD_SHA}.onnx"
+    assert path == fetching.model_file(tmp_path, uri=f"{server}/model.onnx", sha256=GOOD_SHA)
+    assert path.name.startswith(f"{GOOD_SHA}-")
     assert path.read_bytes() == GOOD
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_cached_model_is_reached_only_through_a_uri_that_yielded_it(
+    server: str, tmp_path: Path
+) -> None:
+    """Knowing another tenant's digest is not enough: another uri is fetched and verified."""
+    fetch(f"{server}/model.onnx", tmp_path)
+    Handler.hits.clear()
+    with pytest.raises(errors.ModelNotFound, match="HTTP 404"):
+        fetch(f"{server}/missing.onnx", tmp_path)
+    with pytest.raises(errors.ModelFetchError):
+        fetch(f"{server}/short.onnx", tmp_path)
+    assert Handler.hits == ["/missing.onnx", "/short.onnx"]
+    # The uri that yielded the bytes is served from the cache, without a request.
+    assert fetch(f"{server}/model.onnx", tmp_path).read_bytes() == GOOD
+    assert Handler.hits == ["/missing.onnx", "/short.onnx"]
 
 
 def test_a_redirect_within_http_is_followed(server: str, tmp_path: Path) -> None:

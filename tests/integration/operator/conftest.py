@@ -386,6 +386,8 @@ class Operators:
             "EDGEWAVE_LEASE_DURATION_SECONDS": "3",
             "EDGEWAVE_LEASE_RENEW_SECONDS": "0.5",
             "EDGEWAVE_RECONCILE_PERIOD_SECONDS": "2",
+            # The embedded gateway on a free port (tests run side by side on one machine).
+            "EDGEWAVE_GATEWAY_LISTEN": "127.0.0.1:0",
             **{f"EDGEWAVE_{k.upper()}": v for k, v in settings.items()},
         }
         process = OperatorProcess(

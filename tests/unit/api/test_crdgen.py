@@ -202,4 +202,4 @@ def test_rollout_columns_are_model_version_phase_ready_age() -> None:
     assert default == ["Model", "Version", "Phase", "Ready", "Age"]
     (version,) = CRDS["EdgeAgent"]["spec"]["versions"]
     default = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
-    assert default == ["Region", "GPU", "CC", "Ready", "Last Seen"]
+    assert default == ["Region", "GPU", "CC", "Ready", "Connected", "Gateway", "Last Seen"]

@@ -70,7 +70,6 @@ def test_demo_agents_are_selected_by_the_eu_only_sample() -> None:
     agent = edgeagent.EdgeAgent.model_validate(
         manifests.edge_agent(
             name="edge-eu-west-1",
-            endpoint="127.0.0.1:40001",
             region="eu-west",
             zone="eu-west-a",
             jurisdiction="EU",

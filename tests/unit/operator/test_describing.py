@@ -116,3 +116,35 @@ def test_backend_names() -> None:
     assert describing.runtime_of("ONNXRuntime") == "onnxruntime"
     assert describing.backend_of("tensorrt_rtx") is not None
     assert describing.backend_of("cuda") is None
+
+
+def test_connection_since_is_the_session_start_and_moves_only_on_a_change() -> None:
+    session = T0 - datetime.timedelta(seconds=30)
+    first = describing.connection(
+        None, connected=True, gateway="gw-eu", session_since=session, now=T0
+    )
+    assert (first.connected, first.gateway, first.since) == (True, "gw-eu", session)
+    status = edgeagent.EdgeAgentStatus(connection=first)
+    lost = describing.connection(
+        status, connected=False, gateway="gw-eu", session_since=None, now=LATER
+    )
+    assert (lost.connected, lost.since) == (False, LATER)
+    still = describing.connection(
+        edgeagent.EdgeAgentStatus(connection=lost),
+        connected=False, gateway="gw-eu", session_since=None, now=LATER + LATER.resolution * 10**7,
+    )  # fmt: skip
+    assert still.since == LATER
+    moved = describing.connection(
+        edgeagent.EdgeAgentStatus(connection=lost),
+        connected=False, gateway="gw-us", session_since=None, now=LATER + datetime.timedelta(1),
+    )  # fmt: skip
+    assert moved.since == LATER + datetime.timedelta(1)
+
+
+def test_a_direct_agent_keeps_its_since_while_it_keeps_answering() -> None:
+    up = describing.connection(None, connected=True, gateway=None, session_since=None, now=T0)
+    again = describing.connection(
+        edgeagent.EdgeAgentStatus(connection=up),
+        connected=True, gateway=None, session_since=None, now=LATER,
+    )  # fmt: skip
+    assert (again.gateway, again.since) == (None, T0)

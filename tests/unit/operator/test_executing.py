@@ -15,8 +15,10 @@ import pytest
 
 from edgewave_api import edgeagent
 from edgewave_operator.agents import executing, links
-from edgewave_operator.planning import rollbacks, stepping
+from edgewave_operator.planning import ownership, rollbacks, stepping
 from edgewave_operator.settings import OperatorSettings
+
+OWNER = ownership.Owner(namespace="ml", name="r", uid="u1")
 
 
 class RecordingLink:
@@ -32,8 +34,10 @@ class RecordingLink:
     async def activate(self, **kwargs: Any) -> None:
         self.calls.append(("activate", kwargs))
 
-    async def remove_model(self, model: str, *, rollout: str) -> None:
-        self.calls.append(("remove_model", {"model": model, "rollout": rollout}))
+    async def remove_model(
+        self, model: str, *, rollout: str, owner: ownership.Owner | None = None
+    ) -> None:
+        self.calls.append(("remove_model", {"model": model, "rollout": rollout, "owner": owner}))
 
 
 class UnknownLive:
@@ -86,13 +90,14 @@ def revert(method: rollbacks.Method, to_version: str | None = "v1") -> rollbacks
                         "backend": "onnxruntime",
                         "rollout": "uid-1",
                         "deadline_seconds": OperatorSettings().activate_timeout_seconds,
+                        "owner": OWNER,
                     },
                 )
             ],
         ),
         (
             revert(rollbacks.Method.REMOVE, to_version=None),
-            [("remove_model", {"model": "m", "rollout": "uid-1"})],
+            [("remove_model", {"model": "m", "rollout": "uid-1", "owner": OWNER})],
         ),
     ],
 )
@@ -101,9 +106,8 @@ def test_a_revert_with_unknown_live_state_does_what_was_decided(
 ) -> None:
     fleet = UnknownLive()
     executor = executing.Executor(links=fleet, settings=OperatorSettings())
-    failures = asyncio.run(
-        executor.revert(stepping.RevertBatch(reverts=(decided,)), rollout="uid-1")
-    )
+    batch = stepping.RevertBatch(reverts=(decided,))
+    failures = asyncio.run(executor.revert(batch, rollout="uid-1", owner=OWNER))
     assert failures == {}
     assert fleet.agents["a"].calls == expected
     assert fleet.refreshed == ["a"]

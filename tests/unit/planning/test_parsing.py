@@ -199,3 +199,35 @@ def test_progress_round_trips_through_status() -> None:
     assert restored.failure is not None
     assert (restored.failure.reason, restored.failure.at) == ("LatencyTooHigh", T0)
     assert parsing.progress_of(None, now=now) == progress.Progress()
+
+
+def _bare_agent(status: edgeagent.EdgeAgentStatus | None) -> edgeagent.EdgeAgent:
+    return edgeagent.EdgeAgent.model_validate(
+        {"metadata": {"name": "a"}, "spec": {"region": "eu-west"}, "status": status}
+    )
+
+
+def test_unreachable_since_is_when_reachable_flipped_false_and_none_while_reachable() -> None:
+    def status(reachable: bool, at: datetime.datetime) -> edgeagent.EdgeAgentStatus:
+        return edgeagent.EdgeAgentStatus(
+            conditions=api_conditions.set_condition(
+                [], type=edgeagent.AgentConditionType.REACHABLE, status=reachable,
+                reason="R", message="m", observed_generation=1, now=at,
+            )
+        )  # fmt: skip
+
+    lost = T0 + datetime.timedelta(minutes=3)
+    offline = parsing.agent_view(_bare_agent(None), status=status(False, lost), observed=True)
+    assert (offline.reachable, offline.unreachable_since) == (False, lost)
+    online = parsing.agent_view(_bare_agent(None), status=status(True, lost), observed=True)
+    assert (online.reachable, online.unreachable_since) == (True, None)
+    never = parsing.agent_view(_bare_agent(None))
+    assert (never.reachable, never.unreachable_since) == (False, None)
+
+
+def test_an_agent_without_endpoint_is_valid_and_a_bad_endpoint_is_still_refused() -> None:
+    assert _bare_agent(None).spec.endpoint is None
+    with pytest.raises(ValueError, match="endpoint"):
+        edgeagent.EdgeAgent.model_validate(
+            {"metadata": {"name": "a"}, "spec": {"region": "eu-west", "endpoint": "host:99999"}}
+        )

@@ -397,11 +397,11 @@ Global___PushResponse: _TypeAlias = PushResponse  # noqa: Y015
 @_typing.final
 class Grant(_message.Message):
     """The operator's permission for one mutating call on one agent, see edgewave_api.grants:
-    canonical JSON naming the action, the agent, the rollout, the model, version, digest,
-    backend (as relevant), a per-model sequence and an expiry, and the operator's Ed25519
-    signature over those bytes. The agent refuses a grant whose fields differ from the
-    request's, that names another agent, that has expired, or whose sequence is not above the
-    highest it accepted for the model.
+    canonical JSON naming the action, the agent, the rollout (uid, and its namespace/name as
+    the owner), the model, version, digest, backend (as relevant), a per-model sequence and an
+    expiry, and the operator's Ed25519 signature over those bytes. The agent refuses a grant
+    whose fields differ from the request's (the owner included), that names another agent,
+    that has expired, or whose sequence is not above the highest it accepted for the model.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -425,6 +425,38 @@ class Grant(_message.Message):
 Global___Grant: _TypeAlias = Grant  # noqa: Y015
 
 @_typing.final
+class ModelOwner(_message.Message):
+    """Who a served model belongs to: the ModelRollout that put it on the agent. The KServe
+    serving name stays the model name; the owner is recorded beside it, per model.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    name: _builtins.str
+    uid: _builtins.str
+    """The rollout's uid when it is known; a rollout recreated under the same namespace/name
+    is the same owner (the uid is updated).
+    """
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        name: _builtins.str = ...,
+        uid: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "namespace", b"namespace", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelOwner: _TypeAlias = ModelOwner  # noqa: Y015
+
+@_typing.final
 class ActivateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -432,12 +464,21 @@ class ActivateRequest(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     DIGEST_FIELD_NUMBER: _builtins.int
     BACKEND_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     GRANT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     version: _builtins.str
     digest: _builtins.str
     backend: _builtins.str
     """"onnxruntime", "tensorrt" or "tensorrt-rtx"."""
+    @_builtins.property
+    def owner(self) -> Global___ModelOwner:
+        """The rollout this activation is for. The agent takes the owner from the grant (which
+        binds it); when this field is set it must equal the grant's (INVALID_ARGUMENT otherwise).
+        The agent records the owner for the model on the first activation and refuses
+        (FAILED_PRECONDITION, naming the owner) an activation for a model another owner holds.
+        """
+
     @_builtins.property
     def grant(self) -> Global___Grant: ...
     def __init__(
@@ -447,11 +488,12 @@ class ActivateRequest(_message.Message):
         version: _builtins.str = ...,
         digest: _builtins.str = ...,
         backend: _builtins.str = ...,
+        owner: Global___ModelOwner | None = ...,
         grant: Global___Grant | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant", "owner", b"owner"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "digest", b"digest", "grant", b"grant", "model", b"model", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "digest", b"digest", "grant", b"grant", "model", b"model", "owner", b"owner", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -539,12 +581,20 @@ class RemoveRequest(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     DIGEST_FIELD_NUMBER: _builtins.int
     ALL_VERSIONS_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     GRANT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     version: _builtins.str
     digest: _builtins.str
     all_versions: _builtins.bool
     """The whole model, the serving versions included."""
+    @_builtins.property
+    def owner(self) -> Global___ModelOwner:
+        """When set, it must equal the grant's owner (INVALID_ARGUMENT otherwise). The removal is
+        refused (FAILED_PRECONDITION) unless the grant's owner owns the model (or no owner is
+        recorded), so one owner's eviction never touches another's model.
+        """
+
     @_builtins.property
     def grant(self) -> Global___Grant: ...
     def __init__(
@@ -554,11 +604,12 @@ class RemoveRequest(_message.Message):
         version: _builtins.str = ...,
         digest: _builtins.str = ...,
         all_versions: _builtins.bool = ...,
+        owner: Global___ModelOwner | None = ...,
         grant: Global___Grant | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["all_versions", b"all_versions", "digest", b"digest", "grant", b"grant", "target", b"target", "version", b"version"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["all_versions", b"all_versions", "digest", b"digest", "grant", b"grant", "owner", b"owner", "target", b"target", "version", b"version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_versions", b"all_versions", "digest", b"digest", "grant", b"grant", "model", b"model", "target", b"target", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_versions", b"all_versions", "digest", b"digest", "grant", b"grant", "model", b"model", "owner", b"owner", "target", b"target", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["version", "digest", "all_versions"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
@@ -695,6 +746,7 @@ class ModelStatus(_message.Message):
     PREVIOUS_VERSION_FIELD_NUMBER: _builtins.int
     VERSIONS_FIELD_NUMBER: _builtins.int
     HEALTH_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     active_version: _builtins.str
     active_digest: _builtins.str
@@ -706,6 +758,10 @@ class ModelStatus(_message.Message):
     def health(self) -> Global___HealthMetrics:
         """Health of the active version."""
 
+    @_builtins.property
+    def owner(self) -> Global___ModelOwner:
+        """The rollout that owns the model on this agent (unset: none recorded)."""
+
     def __init__(
         self,
         *,
@@ -716,10 +772,11 @@ class ModelStatus(_message.Message):
         previous_version: _builtins.str = ...,
         versions: _abc.Iterable[Global___VersionStatus] | None = ...,
         health: Global___HealthMetrics | None = ...,
+        owner: Global___ModelOwner | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["health", b"health"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["health", b"health", "owner", b"owner"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_digest", b"active_digest", "active_version", b"active_version", "backend", b"backend", "health", b"health", "model", b"model", "previous_version", b"previous_version", "versions", b"versions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_digest", b"active_digest", "active_version", b"active_version", "backend", b"backend", "health", b"health", "model", b"model", "owner", b"owner", "previous_version", b"previous_version", "versions", b"versions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
