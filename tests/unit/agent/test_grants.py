@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edgewave_agent import errors
+from edgewave_agent import errors, owners
 from edgewave_agent.serving.granting import Gate
 from edgewave_agent.serving.ledger import Ledger
 from edgewave_api import grants, signing
@@ -138,3 +138,70 @@ def test_the_gate_refuses_unsigned_and_expired_grants(tmp_path: Path) -> None:
     with pytest.raises(errors.GrantRefused, match="expired"):
         _admit(gate, GRANT)
     assert gate._ledger.sequence("resnet") == 0
+
+
+OWNED = dataclasses.replace(GRANT, owner=grants.Owner(namespace="team-a", name="classifier"))
+
+
+def test_the_owner_is_signed_with_the_grant() -> None:
+    payload = grants.encode(OWNED)
+    assert b'"owner":{"name":"classifier","namespace":"team-a"}' in payload
+    assert grants.decode(payload) == OWNED
+    assert b'"owner":null' in grants.encode(GRANT)
+    with pytest.raises(grants.GrantRefused, match="owner must be"):
+        grants.decode(payload.replace(b'{"name":"classifier","namespace":"team-a"}', b'"x"'))
+    with pytest.raises(grants.GrantRefused, match="name must be"):
+        grants.decode(payload.replace(b'"name":"classifier"', b'"name":7'))
+    # Changing the owner in a signed payload breaks the signature.
+    signed = signing.sign_grant(KEY.private_pem, OWNED)
+    forged = signed.payload.replace(b"team-a", b"team-b")
+    with pytest.raises(signing.SignatureRejected):
+        signing.open_grant(
+            signing.load_public_key(KEY.public_pem), payload=forged, signature=signed.signature
+        )
+
+
+@pytest.mark.parametrize(
+    ("grant", "requested", "reason"),
+    [
+        (OWNED, owners.Owner("team-b", "classifier", "uid-1"), "owner.namespace is 'team-b'"),
+        (OWNED, owners.Owner("team-a", "other", "uid-1"), "owner.name is 'other'"),
+        (OWNED, owners.Owner("team-a", "classifier", "uid-9"), "owner.uid is 'uid-9'"),
+        (GRANT, owners.Owner("team-a", "classifier", "uid-1"), "its grant names none"),
+    ],
+)
+def test_a_grant_whose_owner_differs_from_the_requests_is_refused(
+    tmp_path: Path, grant: Grant, requested: owners.Owner, reason: str
+) -> None:
+    gate = _gate(tmp_path / "state.json", now_ms=NOW_MS)
+    signed = signing.sign_grant(KEY.private_pem, grant)
+    with pytest.raises(errors.InvalidRequest, match=reason) as caught:
+        gate.admit(
+            payload=signed.payload, signature=signed.signature, call=CALL, requested_owner=requested
+        )
+    assert caught.value.status == "INVALID_ARGUMENT"
+    # Refused before its sequence counted: the request as signed still passes.
+    assert gate._ledger.sequence("resnet") == 0
+    gate.admit(payload=signed.payload, signature=signed.signature, call=CALL)
+
+
+def test_the_owner_comes_from_the_grant(tmp_path: Path) -> None:
+    gate = _gate(tmp_path / "state.json", now_ms=NOW_MS)
+    signed = signing.sign_grant(KEY.private_pem, OWNED)
+    same = owners.Owner("team-a", "classifier", "uid-1")
+    admitted = gate.admit(
+        payload=signed.payload, signature=signed.signature, call=CALL, requested_owner=same
+    )
+    assert owners.granted(admitted) == same
+    # A request naming its owner without the uid names the same owner.
+    without_uid = signing.sign_grant(
+        KEY.private_pem, dataclasses.replace(OWNED, sequence=NOW_MS + 1)
+    )
+    admitted = gate.admit(
+        payload=without_uid.payload,
+        signature=without_uid.signature,
+        call=CALL,
+        requested_owner=owners.Owner("team-a", "classifier"),
+    )
+    assert owners.granted(admitted) == same
+    assert owners.granted(GRANT) is None
