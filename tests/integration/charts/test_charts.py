@@ -631,6 +631,21 @@ def test_a_standalone_gateway_is_restricted_and_has_no_kubernetes_api_access(
     }
 
 
+def test_a_standalone_gateway_accepts_callers_of_the_operators_trust_domain(
+    helm: Helm,
+) -> None:
+    objects = helm.render(
+        OPERATOR, namespace="edgewave-system", release="ew",
+        values={
+            "gateways": {"standalone": STANDALONE_GATEWAYS},
+            "pki": {"trustDomain": "fleet.example"},
+        },
+    )  # fmt: skip
+    gateway = find(objects, "Deployment", "ew-edgewave-operator-gw-eu-west")
+    args = gateway["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--trust-domain=fleet.example" in args, args
+
+
 def test_a_standalone_gateway_without_its_tls_secret_is_rejected(helm: Helm) -> None:
     result = helm.run("template", "ew", str(OPERATOR), "--set", "gateways.standalone[0].name=gw-a")
     assert result.returncode != 0
