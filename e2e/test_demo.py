@@ -186,9 +186,12 @@ def test_the_eu_only_model_is_on_eu_agents_and_absent_from_us_east(demo: Kept) -
     for name, serving in demo.recorded.agents.items():
         region = agents[name]["spec"]["region"]
         held = {(m["name"], m["state"]) for m in agents[name]["status"]["models"]}
+        # The serving port (no client certificate) shows what is served, not where: the
+        # region the agent reports is what the operator read on its control port.
         described = _describe(serving, ca_file=demo.recorded.ca_file)
         on_agent = {m.model: m.active_version for m in described.models}
-        assert described.region == region
+        assert described.agent_id == name and not described.region
+        assert agents[name]["status"]["reportedRegion"] == region
         assert on_agent["classifier"] == "1.1.0"
         if region == "us-east":
             assert "classifier-eu" not in on_agent, f"{name} holds the EU-only model"

@@ -79,11 +79,17 @@ def issue(
     organization: str | None = None,
     dns_names: tuple[str, ...] = (),
     ip_addresses: tuple[str, ...] = (),
+    uris: tuple[str, ...] = (),
     server: bool = False,
     client: bool = False,
     validity: datetime.timedelta = DEFAULT_VALIDITY,
+    now: datetime.datetime | None = None,
 ) -> KeyPair:
-    """A leaf certificate signed by `ca`, for serving, client authentication, or both."""
+    """A leaf certificate signed by `ca`, for serving, client authentication, or both.
+
+    `uris` are URI SANs (the holder's role, see `identities`); `now` defaults to the
+    system clock.
+    """
     if not (server or client):
         raise ValueError("a leaf certificate must be for server or client use (or both)")
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
@@ -91,7 +97,7 @@ def issue(
         raise ValueError("the CA key must be an EC private key")
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
+    now = now or _now()
     usages = []
     if server:
         usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
@@ -114,10 +120,16 @@ def issue(
     )
     alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+    alt_names += [x509.UniformResourceIdentifier(u) for u in uris]
     if alt_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     return KeyPair(cert_pem=_cert_pem(cert), key_pem=_key_pem(key))
+
+
+def not_after(cert_pem: bytes) -> datetime.datetime:
+    """When a certificate expires (UTC)."""
+    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
 
 
 def new_signing_key_pem() -> bytes:

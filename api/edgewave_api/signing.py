@@ -1,28 +1,24 @@
-"""What the operator signs and the agent verifies before activating an engine.
+"""The operator's Ed25519 key and its signatures over grants (`edgewave_api.grants`).
 
-One canonical encoding of (model, version, digest, backend), one Ed25519 signing function
-(operator side) and one verifying function (agent side), in one module, so the two sides
-can never disagree about the bytes. The encoding is JSON with sorted keys and no spaces,
-with a purpose tag, so a signature for another purpose can never be replayed as an
-activation.
+One signing function (operator side) and one opening function (agent side: verify, then
+decode), in one module, so the two sides can never disagree about the bytes: the
+signature covers the grant's canonical encoding exactly as it travels (`SignedGrant`).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from edgewave_api import grants
 from edgewave_api.errors import PermanentError
-
-PURPOSE = "edgewave.activate.v1"
 
 
 class SignatureRejected(PermanentError):
-    """The activation's signature does not verify with the agent's configured key."""
+    """The call's grant is missing or its signature does not verify with the agent's key."""
 
 
 @dataclass(frozen=True)
@@ -47,27 +43,23 @@ def new_signing_key() -> SigningKey:
     )
 
 
-def activation_payload(*, model: str, version: str, digest: str, backend: str) -> bytes:
-    """The canonical bytes an activation signature covers."""
-    fields = {
-        "backend": backend,
-        "digest": digest,
-        "model": model,
-        "purpose": PURPOSE,
-        "version": version,
-    }
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+@dataclass(frozen=True)
+class SignedGrant:
+    payload: bytes
+    signature: bytes
 
 
-def sign_activation(
-    private_key_pem: bytes, *, model: str, version: str, digest: str, backend: str
-) -> bytes:
-    """The operator's signature over an activation (64 bytes)."""
+def _private_key(private_key_pem: bytes) -> ed25519.Ed25519PrivateKey:
     key = serialization.load_pem_private_key(private_key_pem, password=None)
     if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise PermanentError("the activation signing key must be an Ed25519 private key (PEM)")
-    payload = activation_payload(model=model, version=version, digest=digest, backend=backend)
-    return key.sign(payload)
+        raise PermanentError("the grant signing key must be an Ed25519 private key (PEM)")
+    return key
+
+
+def sign_grant(private_key_pem: bytes, grant: grants.Grant) -> SignedGrant:
+    """The operator's signature (64 bytes) over a grant's canonical bytes."""
+    payload = grants.encode(grant)
+    return SignedGrant(payload=payload, signature=_private_key(private_key_pem).sign(payload))
 
 
 def load_public_key(public_key_pem: bytes) -> ed25519.Ed25519PublicKey:
@@ -79,22 +71,20 @@ def load_public_key(public_key_pem: bytes) -> ed25519.Ed25519PublicKey:
     return key
 
 
-def verify_activation(
-    public_key: ed25519.Ed25519PublicKey,
-    signature: bytes,
-    *,
-    model: str,
-    version: str,
-    digest: str,
-    backend: str,
-) -> None:
-    """Raise SignatureRejected unless `signature` covers exactly this activation."""
-    payload = activation_payload(model=model, version=version, digest=digest, backend=backend)
+def open_grant(
+    public_key: ed25519.Ed25519PublicKey, *, payload: bytes, signature: bytes
+) -> grants.Grant:
+    """The grant in `payload` once its signature verifies; SignatureRejected otherwise."""
+    if not payload or not signature:
+        raise SignatureRejected(
+            "the call carries no grant: the operator signs one for every activate, rollback,"
+            " remove and build"
+        )
     try:
         public_key.verify(signature, payload)
     except InvalidSignature:
         raise SignatureRejected(
-            f"signature over {model}:{version} ({backend}, {digest[:12]}) does not verify with"
-            " the agent's activation key: sign with the operator key whose public half the"
-            " agent is configured with"
+            "the grant's signature does not verify with the agent's activation key: sign"
+            " with the operator key whose public half the agent is configured with"
         ) from None
+    return grants.decode(payload)

@@ -130,8 +130,31 @@ class Unauthenticated(AgentError, PermanentError):
     status = "UNAUTHENTICATED"
 
 
+class PermissionDenied(AgentError, PermanentError):
+    """The caller is authenticated but its role may not make this call."""
+
+    status = "PERMISSION_DENIED"
+
+
 class SignatureInvalid(AgentError, PermanentError):
     status = "PERMISSION_DENIED"
+
+
+class GrantRefused(AgentError, PermanentError):
+    """The call's grant does not permit it: another agent, action or target, expired,
+    or replayed (`highest_sequence`: the highest the agent accepted for the model)."""
+
+    status = "PERMISSION_DENIED"
+
+    def __init__(self, message: str, *, highest_sequence: int | None = None) -> None:
+        super().__init__(message)
+        self.highest_sequence = highest_sequence
+
+
+class TooManyStreams(AgentError, TemporaryError):
+    """Every WatchStatus stream the agent allows is open."""
+
+    status = "RESOURCE_EXHAUSTED"
 
 
 class AgentStarting(AgentError, TemporaryError):

@@ -1,7 +1,9 @@
 """Who owns a served model on this agent, and whether a request may touch it. Pure.
 
 Agents serve a model under its name (the KServe v2 name clients call); the operator names
-the ModelRollout each activation is for. The first activation records that owner for the
+the ModelRollout each activation is for in the call's signed grant (`granted`: the owner is
+taken from the grant, and a request naming another is refused before this, see
+`serving.granting`). The first activation records that owner for the
 model; later activations for another owner are refused (FAILED_PRECONDITION, naming the
 owner), and so is one that names no owner for a model that has one. The model keeps
 serving. Removal with an owner is refused likewise, so one rollout's eviction or deletion
@@ -16,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from edgewave_agent import errors
+from edgewave_api import grants
 
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
@@ -50,6 +53,13 @@ def parse(namespace: str, name: str, uid: str) -> Owner | None:
     if not _UID.fullmatch(uid):
         raise errors.InvalidRequest(f"owner.uid {uid[:70]!r} is not a Kubernetes uid")
     return Owner(namespace=namespace, name=name, uid=uid)
+
+
+def granted(grant: grants.Grant) -> Owner | None:
+    """The owner the operator's verified grant names (its uid: the grant's rollout)."""
+    if grant.owner is None:
+        return None
+    return parse(grant.owner.namespace, grant.owner.name, grant.rollout)
 
 
 def claim(model: str, *, current: Owner | None, requested: Owner | None) -> Owner | None:

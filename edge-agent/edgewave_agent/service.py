@@ -2,14 +2,17 @@
 
 Servicers only translate between protobuf and the core (`store`, `serving`, `building`,
 `receiving`); the agent's typed errors become gRPC statuses in `abort_with`, and nowhere
-else. Mutating calls require a verified client certificate (the control port's mTLS) and a
-ready agent, checked in `require_client_certificate`. Blocking work runs in worker threads,
-off the event loop. KServe v2 inference is served by `inference`.
+else. Mutating calls require the operator's identity on a verified client certificate
+(`authorizing`; in gateway mode the caller's certificate the gateway relays) and a ready
+agent, checked in `require_control_identity`.
+Blocking work runs in worker threads, off the event loop. KServe v2 inference is served by
+`inference`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ from typing import Any, NoReturn
 import grpc
 
 from edgewave_agent import (
+    authorizing,
     building,
     errors,
     inventory,
@@ -32,12 +36,14 @@ from edgewave_agent.backends import Backend, GpuInfo
 from edgewave_agent.serving import views
 from edgewave_agent.settings import AgentConfig
 from edgewave_agent.store import Store
+from edgewave_api import grants
 from edgewave_api.telemetry import spans
 from edgewave_proto.agent.v1 import agent_pb2 as pb
 from edgewave_proto.agent.v1 import agent_pb2_grpc, pushwire, wire
 
 EXPECTED_OFFSET_KEY = wire.EXPECTED_OFFSET_KEY
 RESUME_OFFSET_KEY = wire.RESUME_OFFSET_KEY
+HIGHEST_SEQUENCE_KEY = wire.HIGHEST_SEQUENCE_KEY
 
 
 async def abort_with(
@@ -47,6 +53,8 @@ async def abort_with(
     trailing: tuple[tuple[str, str], ...] = ()
     if isinstance(error, errors.OffsetMismatch):
         trailing = ((EXPECTED_OFFSET_KEY, str(error.expected_offset)),)
+    if isinstance(error, errors.GrantRefused) and error.highest_sequence is not None:
+        trailing = ((HIGHEST_SEQUENCE_KEY, str(error.highest_sequence)),)
     if error.retry_after is not None:
         trailing += ((wire.RETRY_AFTER_KEY, f"{error.retry_after:g}"),)
     await context.abort(grpc.StatusCode[error.status], str(error), trailing)
@@ -71,20 +79,31 @@ class AgentCore:
         return self.config.insecure
 
 
-async def require_client_certificate(
-    core: AgentCore, context: grpc.aio.ServicerContext[Any, Any], *, method: str
+def peer_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> bytes | None:
+    """The verified client certificate of the call (PEM), if the caller presented one."""
+    certs = context.auth_context().get("x509_pem_cert")
+    return next(iter(certs), None) if certs else None
+
+
+async def require_control_identity(
+    core: AgentCore,
+    context: grpc.aio.ServicerContext[Any, Any],
+    *,
+    method: str,
+    ready: bool = True,
 ) -> None:
-    """Mutating calls need the operator's client certificate (control port, mTLS), and an
-    agent that has finished restoring its models."""
-    if not core.insecure and not context.auth_context().get("x509_pem_cert"):
-        await abort_with(
-            context,
-            errors.Unauthenticated(
-                f"{method} changes the agent and needs a client certificate signed by the"
-                " operator's CA: call the control port with mTLS"
-            ),
-        )
-    if not core.serving.ready:
+    """Mutating calls need the operator's identity (relayed by a gateway or direct), checked in
+    `authorizing`, and (with `ready`) an agent that has finished restoring its models."""
+    if not core.insecure:
+        try:
+            authorizing.control_caller(
+                peer_certificate(context),
+                trust_domain=core.config.tls.trust_domain,
+                method=method,
+            )
+        except errors.AgentError as error:
+            await abort_with(context, error)
+    if ready and not core.serving.ready:
         await abort_with(
             context,
             errors.AgentStarting(
@@ -92,6 +111,43 @@ async def require_client_certificate(
                 retry_after=2.0,
             ),
         )
+
+
+async def require_grant(
+    core: AgentCore,
+    context: grpc.aio.ServicerContext[Any, Any],
+    grant: pb.Grant,
+    call: grants.Call,
+    *,
+    owner: pb.ModelOwner | None = None,
+) -> grants.Grant:
+    """The operator's grant must permit exactly `call` on this agent (`serving.granting`);
+    `owner`, the request's own owner field when set, must be the grant's."""
+    try:
+        requested = _owner(owner) if owner is not None else None
+        return await asyncio.to_thread(
+            lambda: core.serving.admit(
+                payload=grant.payload,
+                signature=grant.signature,
+                call=call,
+                requested_owner=requested,
+            )
+        )
+    except errors.AgentError as error:
+        await abort_with(context, error)
+
+
+def may_read_fleet_state(core: AgentCore, context: grpc.aio.ServicerContext[Any, Any]) -> bool:
+    """Whether the caller may see more than inference clients need (see `authorizing`)."""
+    return core.insecure or authorizing.may_read_fleet_state(
+        peer_certificate(context), trust_domain=core.config.tls.trust_domain
+    )
+
+
+def watch_interval(requested: float, *, default: float, minimum: float) -> float:
+    """Seconds between WatchStatus updates: the caller's (or the default), never below
+    `minimum`."""
+    return max(requested if requested > 0 else default, minimum)
 
 
 def _health(health: stats.Health) -> pb.HealthMetrics:
@@ -106,6 +162,11 @@ def _health(health: stats.Health) -> pb.HealthMetrics:
 
 def _owner(message: pb.ModelOwner) -> owners.Owner | None:
     return owners.parse(message.namespace, message.name, message.uid)
+
+
+def _requested_owner(request: pb.ActivateRequest | pb.RemoveRequest) -> pb.ModelOwner | None:
+    """The request's own owner field, when set (it must match the grant's)."""
+    return request.owner if request.HasField("owner") else None
 
 
 def _owner_message(owner: owners.Owner | None) -> pb.ModelOwner | None:
@@ -163,12 +224,27 @@ def _as_agent_error(
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, core: AgentCore) -> None:
         self._core = core
+        # WatchStatus streams open now (one event loop: no lock needed).
+        self._streams = 0
 
     async def Describe(
         self, request: pb.DescribeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.DescribeResponse:
         core = self._core
         config = core.config
+        if not may_read_fleet_state(core, context):
+            # An inference client (serving port, no certificate): what it may call, no more.
+            served = await asyncio.to_thread(core.serving.views)
+            return pb.DescribeResponse(
+                agent_id=config.agent_id,
+                models=[
+                    pb.ModelStatus(
+                        model=v.model, active_version=v.active.version, backend=v.active.backend
+                    )
+                    for v in served
+                    if v.active is not None
+                ],
+            )
         artifacts, used, free, views = await asyncio.to_thread(
             lambda: (
                 core.store.artifacts(),
@@ -202,11 +278,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             artifacts=[pb.Artifact(digest=d, size_bytes=s) for d, s in sorted(artifacts.items())],
             models=[model_status(v) for v in views],
             agent_version=inventory.agent_version(),
+            grant_sequences=core.serving.grant_sequences(),
         )
 
     async def Stat(
         self, request: pb.StatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.StatResponse:
+        await require_control_identity(self._core, context, method="Stat", ready=False)
         try:
             stat = await asyncio.to_thread(self._core.store.stat, request.digest)
         except errors.AgentError as error:
@@ -238,7 +316,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     # Every refusal is decided on the first chunk, before the go-ahead, so a
                     # client that waits for it has no write in flight when the status comes
                     # (grpc aio clients report INTERNAL otherwise: grpc/grpc#36066).
-                    await require_client_certificate(self._core, context, method="Push")
+                    await require_control_identity(self._core, context, method="Push")
                     done = await receiver.begin(chunk)
                     if done is not None:
                         return push_response(done)
@@ -262,16 +340,27 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Activate(
         self, request: pb.ActivateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ActivateResponse:
-        await require_client_certificate(self._core, context, method="Activate")
+        core = self._core
+        await require_control_identity(core, context, method="Activate")
+        call = grants.Call(
+            action=grants.Action.ACTIVATE,
+            agent=core.config.agent_id,
+            model=request.model,
+            version=request.version,
+            digest=request.digest,
+            backend=request.backend,
+        )
+        grant = await require_grant(
+            core, context, request.grant, call, owner=_requested_owner(request)
+        )
         try:
-            owner = _owner(request.owner) if request.HasField("owner") else None
+            owner = owners.granted(grant)
             result = await asyncio.to_thread(
-                lambda: self._core.serving.activate(
+                lambda: core.serving.activate(
                     model=request.model,
                     version=request.version,
                     digest=request.digest,
                     backend=request.backend,
-                    signature=request.signature,
                     owner=owner,
                 )
             )
@@ -286,7 +375,12 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Rollback(
         self, request: pb.RollbackRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.RollbackResponse:
-        await require_client_certificate(self._core, context, method="Rollback")
+        core = self._core
+        await require_control_identity(core, context, method="Rollback")
+        call = grants.Call(
+            action=grants.Action.ROLLBACK, agent=core.config.agent_id, model=request.model
+        )
+        await require_grant(core, context, request.grant, call)
         try:
             view, rolled_back_from = await asyncio.to_thread(
                 self._core.serving.rollback, request.model
@@ -298,13 +392,27 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Remove(
         self, request: pb.RemoveRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.RemoveResponse:
-        await require_client_certificate(self._core, context, method="Remove")
+        core = self._core
+        await require_control_identity(core, context, method="Remove")
         target = request.WhichOneof("target")
-        serving_ = self._core.serving
+        serving_ = core.serving
+        if target is None:
+            await abort_with(
+                context, errors.InvalidRequest("Remove needs a version, a digest or all_versions")
+            )
+        call = grants.Call(
+            action=grants.Action.REMOVE,
+            agent=core.config.agent_id,
+            model=request.model,
+            version=request.version,
+            digest=request.digest,
+            all_versions=request.all_versions,
+        )
+        grant = await require_grant(
+            core, context, request.grant, call, owner=_requested_owner(request)
+        )
         try:
-            if target is None:
-                raise errors.InvalidRequest("Remove needs a version, a digest or all_versions")
-            owner = _owner(request.owner) if request.HasField("owner") else None
+            owner = owners.granted(grant)
             if target == "all_versions":
                 removal = await asyncio.to_thread(
                     lambda: serving_.remove_model(request.model, owner=owner)
@@ -338,19 +446,43 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def WatchStatus(
         self, request: pb.WatchStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StatusUpdate]:
-        interval = request.interval_seconds or self._core.config.status_interval_seconds
-        interval = max(interval, 0.05)
-        while True:
-            yield await asyncio.to_thread(self.status_update)
-            if request.once:
-                return
-            await asyncio.sleep(interval)
+        config = self._core.config
+        await require_control_identity(self._core, context, method="WatchStatus", ready=False)
+        if self._streams >= config.max_status_streams:
+            await abort_with(
+                context,
+                errors.TooManyStreams(
+                    f"WatchStatus refused: {self._streams} streams are open, the most this agent"
+                    " serves (max_status_streams); close one or retry later",
+                    retry_after=5.0,
+                ),
+            )
+        interval = watch_interval(
+            request.interval_seconds,
+            default=config.status_interval_seconds,
+            minimum=config.status_min_interval_seconds,
+        )
+        self._streams += 1
+        try:
+            while True:
+                yield await asyncio.to_thread(self.status_update)
+                if request.once:
+                    return
+                await asyncio.sleep(interval)
+        finally:
+            self._streams -= 1
 
     async def Build(
         self, request: pb.BuildRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.BuildResponse:
-        await require_client_certificate(self._core, context, method="Build")
         core = self._core
+        await require_control_identity(core, context, method="Build")
+        call = grants.Call(
+            action=grants.Action.BUILD,
+            agent=core.config.agent_id,
+            spec_sha256=hashlib.sha256(request.spec_json.encode()).hexdigest(),
+        )
+        await require_grant(core, context, request.grant, call)
         try:
             built = await asyncio.to_thread(
                 lambda: building.build(

@@ -11,8 +11,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from edgewave_api import identities
 from edgewave_api.errors import PermanentError
 from edgewave_api.telemetry import logs, tracing
 
@@ -39,6 +48,17 @@ class TlsConfig(_Section):
     key_file: Path | None = None
     # The operator's CA: client certificates on the control port must be signed by it.
     client_ca_file: Path | None = None
+    # SPIFFE trust domain of callers' URI SANs: only spiffe://<it>/operator may change this
+    # agent, directly or relayed by a gateway (see edgewave_api.identities).
+    trust_domain: str = identities.DEFAULT_TRUST_DOMAIN
+
+    @field_validator("trust_domain")
+    @classmethod
+    def _trust_domain(cls, value: str) -> str:
+        try:
+            return identities.validate_trust_domain(value)
+        except identities.IdentityRefused as error:
+            raise ValueError(str(error)) from None
 
 
 class StoreConfig(_Section):
@@ -111,8 +131,8 @@ class GatewayLinkConfig(_Section):
 
     The agent opens no control port: its AgentService listens on a Unix socket in its data
     directory (mode 0600) and calls reach it through the gateway session. The agent's
-    certificate (tls.cert_file) must allow client authentication and carry the
-    Organization `edgewave-agents`.
+    certificate (tls.cert_file) must allow client authentication and carry the URI SAN
+    `spiffe://<tls.trust_domain>/agent/<agent_id>` (`edgewave_api.identities`).
     """
 
     # host:port of the gateway.
@@ -189,6 +209,9 @@ class AgentConfig(_Section):
     port_file: Path | None = None
     gpus: tuple[GpuOverride, ...] | None = None
     status_interval_seconds: float = Field(default=5.0, gt=0)
+    # WatchStatus: no stream updates faster than this, and at most this many streams at once.
+    status_min_interval_seconds: float = Field(default=0.1, gt=0)
+    max_status_streams: int = Field(default=16, ge=1)
     health_window_seconds: float = Field(default=60.0, gt=0)
     # Keep the previous version loaded (instant rollback) or only on disk (half the memory).
     keep_previous_loaded: bool = True

@@ -29,7 +29,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from onnx import TensorProto, helper
 
-from edgewave_api import pki, signing
+from edgewave_api import identities, pki, signing
 
 T = TypeVar("T")
 
@@ -56,9 +56,14 @@ class Pki:
                 common_name="agent",
                 dns_names=("localhost",),
                 ip_addresses=("127.0.0.1",),
+                uris=(identities.agent("agent"),),
+                # clientAuth too, as agents' certificates are (they dial out, issue #15).
                 server=True,
+                client=True,
             ),
-            operator=pki.issue(ca, common_name="edgewave-operator", client=True),
+            operator=pki.issue(
+                ca, common_name="edgewave-operator", uris=(identities.operator(),), client=True
+            ),
             intruder=pki.issue(other, common_name="intruder", client=True),
             signing_key=signing.new_signing_key(),
         )

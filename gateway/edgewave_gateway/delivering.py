@@ -61,7 +61,7 @@ class Delivery:
     def _check(self, *, agent: str, digest: str, chunk_bytes: int) -> int:
         try:
             identities.check_name(agent)
-        except identities.IdentityError as error:
+        except identities.IdentityRefused as error:
             raise errors.InvalidRequest(f"agent: {error}") from None
         cache.check_digest(digest)
         chunk = chunk_bytes or DEFAULT_CHUNK_BYTES

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from edgewave_api import identities
 from edgewave_gateway import calls, frames, peers, sessions
 from edgewave_gateway.settings import GatewayConfig
 from edgewave_proto.agent.v1 import agent_pb2
@@ -69,7 +70,9 @@ class Relay(_Handler):
     async def _relay(
         self, method: str, name: str, request_iterator: AsyncIterator[bytes], context: Context
     ) -> AsyncIterator[bytes]:
-        identity = await peers.require(context, "operator")
+        identity = await peers.require(
+            context, identities.Role.OPERATOR, trust_domain=self._config.tls.trust_domain
+        )
         agent = _metadata_value(context, frames.AGENT_KEY)
         if not agent:
             await context.abort(

@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from edgewave_api import identities
 from edgewave_gateway import cache, delivering, errors, peers, sessions
 from edgewave_gateway.settings import GatewayConfig
 from edgewave_proto.agent.v1 import agent_pb2 as pb
@@ -70,13 +71,17 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def ListSessions(
         self, request: gw.ListSessionsRequest, context: Context
     ) -> gw.ListSessionsResponse:
-        await peers.require(context, "operator")
+        await peers.require(
+            context, identities.Role.OPERATOR, trust_domain=self._config.tls.trust_domain
+        )
         return self._listing()
 
     async def WatchSessions(
         self, request: gw.ListSessionsRequest, context: Context
     ) -> AsyncIterator[gw.ListSessionsResponse]:
-        await peers.require(context, "operator")
+        await peers.require(
+            context, identities.Role.OPERATOR, trust_domain=self._config.tls.trust_domain
+        )
         changed = asyncio.Event()
         stop = self._registry.listen(changed.set)
         try:
@@ -88,7 +93,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             stop()
 
     async def StatEngine(self, request: pb.StatRequest, context: Context) -> pb.StatResponse:
-        await peers.require(context, "operator")
+        await peers.require(
+            context, identities.Role.OPERATOR, trust_domain=self._config.tls.trust_domain
+        )
         try:
             stat = self._cache.stat(request.digest)
         except errors.CacheError as error:
@@ -105,7 +112,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def PushEngine(  # type: ignore[override]  # raw bytes, read in place (pushwire)
         self, request_iterator: AsyncIterator[bytes], context: Context
     ) -> pb.PushResponse:
-        await peers.require(context, "operator")
+        await peers.require(
+            context, identities.Role.OPERATOR, trust_domain=self._config.tls.trust_domain
+        )
         upload: cache.Upload | None = None
         chunks = 0
         try:
@@ -142,7 +151,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             raise
 
     async def SetPins(self, request: gw.SetPinsRequest, context: Context) -> gw.SetPinsResponse:
-        await peers.require(context, "operator")
+        await peers.require(
+            context, identities.Role.OPERATOR, trust_domain=self._config.tls.trust_domain
+        )
         try:
             pinned = self._cache.set_pins(request.owner, list(request.digests))
         except errors.CacheError as error:
@@ -152,7 +163,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def Deliver(
         self, request: gw.DeliverRequest, context: Context
     ) -> AsyncIterator[gw.DeliverProgress]:
-        identity = await peers.require(context, "operator")
+        identity = await peers.require(
+            context, identities.Role.OPERATOR, trust_domain=self._config.tls.trust_domain
+        )
         try:
             async for progress in self._delivery.deliver(
                 agent=request.agent,

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_validator
 
+from edgewave_api import identities
 from edgewave_api.errors import PermanentError
 
 MiB = 1 << 20
@@ -30,6 +31,17 @@ class TlsConfig(_Section):
     key_file: Path
     # The operator's CA: agents' and the operator's client certificates must chain to it.
     client_ca_file: Path
+    # SPIFFE trust domain of callers' URI SANs: agents are spiffe://<it>/agent/<name>, the
+    # operator spiffe://<it>/operator (see edgewave_api.identities).
+    trust_domain: str = identities.DEFAULT_TRUST_DOMAIN
+
+    @field_validator("trust_domain")
+    @classmethod
+    def _trust_domain(cls, value: str) -> str:
+        try:
+            return identities.validate_trust_domain(value)
+        except identities.IdentityRefused as error:
+            raise ValueError(str(error)) from None
 
 
 class CacheConfig(_Section):

@@ -53,7 +53,7 @@ class GatewayPki:
         return made
 
     def agent_files(self, name: str) -> tuple[Path, Path]:
-        """An agent's certificate (server + client, Organization edgewave-agents) on disk."""
+        """An agent's certificate (server + client, URI SAN agent/<name>) on disk."""
         pair = identities.issue_agent(self.ca, name=name)
         cert, key = self.directory / f"{name}.pem", self.directory / f"{name}-key.pem"
         cert.write_bytes(pair.cert_pem)

@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from edgewave_api import identities
 from edgewave_gateway import peers, sessions
 from edgewave_gateway.settings import GatewayConfig
 from edgewave_proto.gateway.v1 import gateway_pb2 as gw
@@ -44,7 +45,9 @@ class AgentTunnel(gateway_pb2_grpc.AgentTunnelServicer):
     async def Session(
         self, request_iterator: AsyncIterator[gw.AgentSignal], context: Context
     ) -> AsyncIterator[gw.GatewaySignal]:
-        identity = await peers.require(context, "agent")
+        identity = await peers.require(
+            context, identities.Role.AGENT, trust_domain=self._config.tls.trust_domain
+        )
         first = await _first(request_iterator, within=self._config.attach_timeout_seconds)
         if first is None or first.WhichOneof("kind") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a session must start with Hello")
@@ -119,7 +122,9 @@ class AgentTunnel(gateway_pb2_grpc.AgentTunnelServicer):
     async def Call(
         self, request_iterator: AsyncIterator[gw.CallUp], context: Context
     ) -> AsyncIterator[gw.CallDown]:
-        identity = await peers.require(context, "agent")
+        identity = await peers.require(
+            context, identities.Role.AGENT, trust_domain=self._config.tls.trust_domain
+        )
         first = await _first(request_iterator, within=self._config.attach_timeout_seconds)
         if first is None or first.WhichOneof("kind") != "attach":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a call must start with Attach")

@@ -1,9 +1,12 @@
 """The operator's trust material: its CA, its client certificate, the activation key.
 
 The CA (a `kubernetes.io/tls` Secret with `ca.crt`) and the Ed25519 activation signing key
-live in Secrets the operator creates if absent, in its own namespace. At start-up the
-operator issues itself a short-lived client certificate from that CA (the agents' control
-ports require one) and, for the dev/demo flow, can issue agents' serving certificates.
+live in Secrets the operator creates if absent, in its own namespace. The operator issues
+itself a short-lived client certificate from that CA (the agents' control ports require
+one, naming the operator's role: `edgewave_api.identities`) and reissues it when a third of
+its life is left (`ClientCertificate`, clock passed in), so it never expires under a
+long-lived process; agent clients pick the new one up (`AgentClient(renew_tls=...)`). For
+the dev/demo flow it can also issue agents' certificates.
 Production users bring their own CA: an EdgeAgent's `spec.tlsSecretRef` names a TLS Secret
 (`tls.crt`, `tls.key`, `ca.crt`) used as the client identity and trust for that agent.
 """
@@ -11,7 +14,9 @@ Production users bring their own CA: an EdgeAgent's `spec.tlsSecretRef` names a 
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from kubernetes_asyncio import client
 
@@ -19,6 +24,8 @@ from edgewave_api import identities, pki, signing
 from edgewave_operator.kube import secrets
 
 CLIENT_VALIDITY = datetime.timedelta(days=30)
+# Reissue when this fraction of the validity is left (cert-manager's default too).
+RENEW_WHEN_LEFT = 1 / 3
 CA_COMMON_NAME = "edgewave-operator-ca"
 CLIENT_COMMON_NAME = "edgewave-operator"
 
@@ -33,11 +40,64 @@ class Credentials:
     """The operator's client certificate (signed by the CA)."""
 
 
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class ClientCertificate:
+    """The operator's own client certificate, reissued from the CA before it expires.
+
+    `current()` is cheap and thread-safe; it reissues once `now` passes the renewal time
+    (RENEW_WHEN_LEFT of the validity before expiry). Each reissue has a new key.
+    """
+
+    def __init__(
+        self,
+        ca: pki.KeyPair,
+        *,
+        validity: datetime.timedelta = CLIENT_VALIDITY,
+        trust_domain: str = identities.DEFAULT_TRUST_DOMAIN,
+        clock: Callable[[], datetime.datetime] = _utcnow,
+    ) -> None:
+        self._ca = ca
+        self._validity = validity
+        self._uri = identities.operator(trust_domain=trust_domain)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._current, self.renew_at = self._issue()
+        self.issued = 1
+
+    def _issue(self) -> tuple[pki.KeyPair, datetime.datetime]:
+        now = self._clock()
+        pair = pki.issue(
+            self._ca,
+            common_name=CLIENT_COMMON_NAME,
+            uris=(self._uri,),
+            client=True,
+            validity=self._validity,
+            now=now,
+        )
+        return pair, pki.not_after(pair.cert_pem) - self._validity * RENEW_WHEN_LEFT
+
+    def current(self) -> pki.KeyPair:
+        with self._lock:
+            if self._clock() >= self.renew_at:
+                self._current, self.renew_at = self._issue()
+                self.issued += 1
+            return self._current
+
+
 @dataclass(frozen=True)
 class TrustMaterial:
     ca: pki.KeyPair
-    credentials: Credentials
+    ca_pem: bytes
+    client_certificate: ClientCertificate = field(compare=False)
     signing_key: signing.SigningKey
+
+    @property
+    def credentials(self) -> Credentials:
+        """The CA and the operator's client certificate as of now (renewed when due)."""
+        return Credentials(ca_pem=self.ca_pem, client=self.client_certificate.current())
 
 
 def _new_ca() -> dict[str, bytes]:
@@ -51,9 +111,15 @@ def _new_signing_key() -> dict[str, bytes]:
 
 
 async def load(
-    api: client.ApiClient, *, namespace: str, ca_secret: str, signing_secret: str
+    api: client.ApiClient,
+    *,
+    namespace: str,
+    ca_secret: str,
+    signing_secret: str,
+    trust_domain: str = identities.DEFAULT_TRUST_DOMAIN,
 ) -> TrustMaterial:
-    """Read (or create once) the CA and signing key; issue this process's client cert."""
+    """Read (or create once) the CA and signing key; issue this process's client cert
+    (renewed by `ClientCertificate` as it ages)."""
     ca_data = await secrets.read_or_create(
         api, namespace=namespace, name=ca_secret, make=_new_ca, secret_type="kubernetes.io/tls"
     )
@@ -63,11 +129,8 @@ async def load(
     )
     return TrustMaterial(
         ca=ca,
-        credentials=Credentials(
-            ca_pem=ca_data.get("ca.crt", ca.cert_pem),
-            # Organization edgewave-operators: gateways admit only that role to agents.
-            client=identities.issue_operator(ca, name=CLIENT_COMMON_NAME, validity=CLIENT_VALIDITY),
-        ),
+        ca_pem=ca_data.get("ca.crt", ca.cert_pem),
+        client_certificate=ClientCertificate(ca, trust_domain=trust_domain),
         signing_key=signing.SigningKey(
             private_pem=key_data["ed25519.key"], public_pem=key_data["ed25519.pub"]
         ),
@@ -90,5 +153,15 @@ def agent_serving_cert(
     hosts: tuple[str, ...] = ("localhost",),
     ips: tuple[str, ...] = ("127.0.0.1",),
 ) -> pki.KeyPair:
-    """A serving certificate for an agent (dev/demo), valid for `hosts` and `ips`."""
-    return pki.issue(ca, common_name=agent, dns_names=hosts, ip_addresses=ips, server=True)
+    """An agent's certificate (dev/demo), serving `hosts` and `ips`, role agent/<name>."""
+    return pki.issue(
+        ca,
+        common_name=agent,
+        dns_names=hosts,
+        ip_addresses=ips,
+        uris=(identities.agent(agent),),
+        # clientAuth as well: an agent authenticates with it when it dials out (to a
+        # gateway); its role URI keeps it from ever commanding another agent.
+        server=True,
+        client=True,
+    )

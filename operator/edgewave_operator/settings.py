@@ -12,9 +12,10 @@ import re
 import socket
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edgewave_api import identities
 from edgewave_api.telemetry import logs, tracing
 
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$")
@@ -47,7 +48,19 @@ class OperatorSettings(BaseSettings):
     ca_secret: str = "edgewave-ca"
     """Secret (in `namespace`) with the operator's CA (`tls.crt`, `tls.key`); made if absent."""
     signing_secret: str = "edgewave-signing-key"
-    """Secret (in `namespace`) holding the Ed25519 activation key; created if absent."""
+    """Secret (in `namespace`) holding the Ed25519 grant signing key; created if absent."""
+    trust_domain: str = identities.DEFAULT_TRUST_DOMAIN
+    """SPIFFE trust domain of the operator's own client certificate
+    (`spiffe://<it>/operator`); agents' `tls.trust_domain` must be the same."""
+
+    @field_validator("trust_domain")
+    @classmethod
+    def _trust_domain(cls, value: str) -> str:
+        try:
+            return identities.validate_trust_domain(value)
+        except identities.IdentityRefused as error:
+            raise ValueError(str(error)) from None
+
     insecure_agents: bool = False
     """Talk plaintext gRPC to agents (labs only; agents must run with --insecure)."""
 

@@ -75,7 +75,8 @@ app.kubernetes.io/component: edge-agent
 {{- $_ := set $config "tls" (dict
       "cert_file" "/etc/edgewave/tls/tls.crt"
       "key_file" "/etc/edgewave/tls/tls.key"
-      "client_ca_file" "/etc/edgewave/tls/ca.crt") -}}
+      "client_ca_file" "/etc/edgewave/tls/ca.crt"
+      "trust_domain" $v.tls.trustDomain) -}}
 {{- end -}}
 {{- if $v.activationPublicKey.pem -}}
 {{- $_ := set $config "activation_public_key_pem" $v.activationPublicKey.pem -}}

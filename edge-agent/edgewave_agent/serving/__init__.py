@@ -1,7 +1,8 @@
 """The models this agent serves: the one object the servicers call to change or use them.
 
 `Serving` only composes the parts, each a module with one concern:
-`activating` (activation, rollback), `removing`, `restoring` (after a restart),
+`granting` (the operator's grant for every change), `activating` (activation, rollback),
+`removing`, `restoring` (after a restart),
 `dispatching` (inference and its health counts), `collecting` (garbage collection),
 `views` (what Describe and WatchStatus report), `loading` and `probing` (what a version
 passes before it serves), and the state they share: `ledger` (persisted slots), `loaded`
@@ -26,6 +27,7 @@ from edgewave_agent.serving.activating import Activation, Activator
 from edgewave_agent.serving.claims import Claims
 from edgewave_agent.serving.collecting import Collector
 from edgewave_agent.serving.dispatching import Dispatcher
+from edgewave_agent.serving.granting import Gate
 from edgewave_agent.serving.health import HealthWindows
 from edgewave_agent.serving.ledger import Ledger
 from edgewave_agent.serving.loaded import LoadedVersions
@@ -34,7 +36,7 @@ from edgewave_agent.serving.removing import Removal, Remover
 from edgewave_agent.serving.views import ModelView, Views
 from edgewave_agent.settings import AgentConfig
 from edgewave_agent.store import Store
-from edgewave_api import signing
+from edgewave_api import grants, signing
 
 
 class Serving:
@@ -66,8 +68,12 @@ class Serving:
             claims=self.claims,
             clock=clock,
         )
-        self._activator = Activator(
+        self._gate = Gate(
             public_key=signing.load_public_key(config.activation_public_key()),
+            ledger=self.ledger,
+            clock=clock,
+        )
+        self._activator = Activator(
             ledger=self.ledger,
             loaded=self.loaded_versions,
             claims=self.claims,
@@ -111,6 +117,23 @@ class Serving:
         self.ready = True
         return problems
 
+    def admit(
+        self,
+        *,
+        payload: bytes,
+        signature: bytes,
+        call: grants.Call,
+        requested_owner: owners.Owner | None = None,
+    ) -> grants.Grant:
+        """Check the operator's grant for `call` (and remember its sequence); see `granting`."""
+        return self._gate.admit(
+            payload=payload, signature=signature, call=call, requested_owner=requested_owner
+        )
+
+    def grant_sequences(self) -> dict[str, int]:
+        """The highest grant sequence accepted per model (Describe reports it)."""
+        return self.ledger.sequences()
+
     def activate(
         self,
         *,
@@ -118,16 +141,10 @@ class Serving:
         version: str,
         digest: str,
         backend: str,
-        signature: bytes,
         owner: owners.Owner | None = None,
     ) -> Activation:
         return self._activator.activate(
-            model=model,
-            version=version,
-            digest=digest,
-            backend=backend,
-            signature=signature,
-            owner=owner,
+            model=model, version=version, digest=digest, backend=backend, owner=owner
         )
 
     def rollback(self, model: str) -> tuple[ModelView, str]:

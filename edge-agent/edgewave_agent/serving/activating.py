@@ -1,10 +1,10 @@
 """Changing which version serves: activation and rollback.
 
-Exists to carry out, in a safe order, what `slots` decides: verify the operator's
-signature, claim the model, load and probe the new version (`loading`), persist the new
-slots (`ledger`) and only then swap the loaded version in. A failure at any step leaves
-the previous version serving; a failed load or probe is remembered in the slots so the
-operator sees why. Blocking; called from worker threads.
+Exists to carry out, in a safe order, what `slots` decides (the operator's grant was
+checked before, by `granting`): claim the model, load and probe the new version
+(`loading`), persist the new slots (`ledger`) and only then swap the loaded version in.
+A failure at any step leaves the previous version serving; a failed load or probe is
+remembered in the slots so the operator sees why. Blocking; called from worker threads.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from edgewave_agent import errors, observers, owners, slots
 from edgewave_agent.serving.claims import Claims
@@ -23,8 +21,6 @@ from edgewave_agent.serving.loaded import LoadedVersions
 from edgewave_agent.serving.loading import Loader
 from edgewave_agent.serving.views import ModelView, Views
 from edgewave_agent.store import validate_digest
-from edgewave_api import signing
-from edgewave_api.telemetry import spans
 
 log = logging.getLogger(__name__)
 # Failures of the version itself (counted as "failed"); other errors are refusals.
@@ -56,7 +52,6 @@ class Activator:
     def __init__(
         self,
         *,
-        public_key: ed25519.Ed25519PublicKey,
         ledger: Ledger,
         loaded: LoadedVersions,
         claims: Claims,
@@ -65,7 +60,6 @@ class Activator:
         views: Views,
         observer: observers.Observer,
     ) -> None:
-        self._public_key = public_key
         self._ledger = ledger
         self._loaded = loaded
         self._claims = claims
@@ -81,17 +75,11 @@ class Activator:
         version: str,
         digest: str,
         backend: str,
-        signature: bytes,
         owner: owners.Owner | None = None,
     ) -> Activation:
         try:
             result = self._activate(
-                model=model,
-                version=version,
-                digest=digest,
-                backend=backend,
-                signature=signature,
-                owner=owner,
+                model=model, version=version, digest=digest, backend=backend, owner=owner
             )
         except _VERSION_FAILURES:
             self._observer.activation_finished(result="failed")
@@ -103,25 +91,11 @@ class Activator:
         report_active(self._observer, self._ledger.get(model))
         return result
 
-    def _verified(
-        self, *, model: str, version: str, digest: str, backend: str, signature: bytes
-    ) -> slots.VersionRef:
-        """The version an activation names, once its names and signature are checked."""
+    def _checked(self, *, model: str, version: str, digest: str, backend: str) -> slots.VersionRef:
+        """The version an activation names, once its names are checked."""
         slots.validate_name("model", model)
         slots.validate_name("version", version)
         validate_digest(digest)
-        try:
-            with spans.verify(digest=digest):
-                signing.verify_activation(
-                    self._public_key,
-                    signature,
-                    model=model,
-                    version=version,
-                    digest=digest,
-                    backend=backend,
-                )
-        except signing.SignatureRejected as error:
-            raise errors.SignatureInvalid(str(error)) from None
         backend = self._loader.backend(backend).name
         return slots.VersionRef(version=version, digest=digest, backend=backend)
 
@@ -132,12 +106,9 @@ class Activator:
         version: str,
         digest: str,
         backend: str,
-        signature: bytes,
         owner: owners.Owner | None,
     ) -> Activation:
-        ref = self._verified(
-            model=model, version=version, digest=digest, backend=backend, signature=signature
-        )
+        ref = self._checked(model=model, version=version, digest=digest, backend=backend)
         with self._claims.holding(model), self._claims.pinning(digest):
             stored = self._ledger.get(model)
             claimed = owners.claim(model, current=stored.owner, requested=owner)

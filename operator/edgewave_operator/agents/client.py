@@ -3,20 +3,27 @@
 Calls go to the agent's control port with mTLS (the operator's client certificate); a
 client without TLS settings speaks plaintext to `--insecure` lab agents. `push` resumes:
 it asks Stat where the agent's verified bytes end and streams only the rest, retrying
-temporary failures. Activations are signed with the operator's Ed25519 key
-(`edgewave_api.signing`), exactly as the agent verifies them.
+temporary failures. Activate, Rollback, Remove and Build carry a grant signed with the
+operator's Ed25519 key (`edgewave_api.grants`, `signing`): bound to the action, this agent
+(its name as it reports in Describe, unless given), the rollout (uid, and namespace/name
+as the model's owner, which the request also names), the target, an expiry and a
+per-model sequence above the highest the agent reports; a grant refused as stale is
+re-signed above the agent's highest once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
-from edgewave_api import signing
+from edgewave_api import grants, signing
 from edgewave_api.errors import EdgewaveError, PermanentError
 from edgewave_api.telemetry import interceptors, spans
 from edgewave_operator.agents import errors
@@ -32,6 +39,7 @@ MAX_MESSAGE_BYTES = 16 << 20
 RESUME_OFFSET_KEY = wire.RESUME_OFFSET_KEY
 # Names the agent when the endpoint is an edge gateway that relays to it (edgewave_gateway).
 GATEWAY_ROUTE_KEY = wire.GATEWAY_ROUTE_KEY
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,10 @@ class AgentClient:
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         timeout: float = 30.0,
         name: str | None = None,
+        renew_tls: Callable[[], ClientTls] | None = None,
+        agent_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        grant_lifetime_ms: int = grants.DEFAULT_LIFETIME_MS,
         via_gateway: str | None = None,
     ) -> None:
         """`via_gateway`: the endpoint is an edge gateway; relay every call to this agent."""
@@ -101,8 +113,22 @@ class AgentClient:
             ((GATEWAY_ROUTE_KEY, via_gateway),) if via_gateway else ()
         )
         self.name = name or endpoint
+        # The agent's own name, which grants are bound to; learned from Describe if None.
+        self.agent_id = agent_id
+        self._clock = clock
+        self._grant_lifetime_ms = grant_lifetime_ms
+        # Highest grant sequence known per model (the agent's report, or this client's own).
+        self._sequences: dict[str, int] = {}
         self._tls = tls
-        self._channel = open_channel(endpoint, tls=tls)
+        self._renew_tls = renew_tls
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._open(tls)
+        self._signing_key_pem = signing_key_pem
+        self.chunk_bytes = chunk_bytes
+        self.timeout = timeout
+
+    def _open(self, tls: ClientTls | None) -> None:
+        self._channel = open_channel(self.endpoint, tls=tls)
         self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
         # Push, taking data chunks already serialized (Artifact.push_messages) as they are.
         self._push_call: grpc.aio.StreamUnaryMultiCallable[PushMessage, pb.PushResponse]
@@ -111,12 +137,26 @@ class AgentClient:
             request_serializer=_serialize_push_chunk,
             response_deserializer=pb.PushResponse.FromString,
         )
-        self._signing_key_pem = signing_key_pem
-        self.chunk_bytes = chunk_bytes
-        self.timeout = timeout
+
+    def _renewed(self) -> None:
+        """Use the current client certificate: a renewed one gets a new channel, and the
+        old channel closes once its calls finish (at most `timeout` seconds)."""
+        if self._renew_tls is None:
+            return
+        tls = self._renew_tls()
+        if tls == self._tls:
+            return
+        old = self._channel
+        self._tls = tls
+        self._open(tls)
+        task = asyncio.get_running_loop().create_task(old.close(grace=self.timeout))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def close(self) -> None:
         await self._channel.close(grace=None)
+        for task in list(self._retiring):
+            await task
 
     async def __aenter__(self) -> AgentClient:
         return self
@@ -128,13 +168,24 @@ class AgentClient:
         return (*interceptors.outgoing_metadata(), *self._route)
 
     def _translated(self, call: str) -> Any:
+        """Errors of `call` as domain errors; every call goes through here, so this is
+        where a renewed client certificate is picked up."""
+        self._renewed()
         return errors.translated(agent=self.name, call=call)
 
     async def describe(self) -> pb.DescribeResponse:
         with self._translated("Describe"):
-            return await self._stub.Describe(
+            answer = await self._stub.Describe(
                 pb.DescribeRequest(), timeout=self.timeout, metadata=self._route
             )
+        for model, sequence in answer.grant_sequences.items():
+            self._note_sequence(model, sequence)
+        if self.agent_id is None and answer.agent_id:
+            self.agent_id = answer.agent_id
+        return answer
+
+    def _note_sequence(self, model: str, sequence: int) -> None:
+        self._sequences[model] = max(self._sequences.get(model, 0), sequence)
 
     async def stat(self, digest: str) -> pb.StatResponse:
         with self._translated("Stat"):
@@ -256,15 +307,64 @@ class AgentClient:
             call.cancel()
             raise
 
-    def sign(self, *, model: str, version: str, digest: str, backend: str) -> bytes:
+    async def grant(
+        self, call: grants.Call, *, rollout: str, owner: ownership.Owner | None = None
+    ) -> pb.Grant:
+        """Sign the operator's grant for `call` (its `agent` is filled in here), for rollout
+        uid `rollout` and `owner`'s namespace/name (the owner the agent records)."""
         if self._signing_key_pem is None:
             raise PermanentError(
-                "this client has no activation signing key: pass signing_key_pem (the"
-                " operator's Ed25519 private key)"
+                "this client has no grant signing key: pass signing_key_pem (the operator's"
+                " Ed25519 private key)"
             )
-        return signing.sign_activation(
-            self._signing_key_pem, model=model, version=version, digest=digest, backend=backend
+        if self.agent_id is None:
+            await self.describe()
+        if not self.agent_id:
+            raise PermanentError(f"agent {self.name} reports no agent_id: cannot bind a grant")
+        now_ms = int(self._clock() * 1000)
+        sequence = 0
+        if call.action is not grants.Action.BUILD:
+            sequence = grants.next_sequence(
+                highest_seen=self._sequences.get(call.model, 0), now_ms=now_ms
+            )
+            self._note_sequence(call.model, sequence)
+        signed = signing.sign_grant(
+            self._signing_key_pem,
+            grants.Grant(
+                call=dataclasses.replace(call, agent=self.agent_id),
+                rollout=rollout,
+                sequence=sequence,
+                expires_ms=now_ms + self._grant_lifetime_ms,
+                owner=(
+                    grants.Owner(namespace=owner.namespace, name=owner.name)
+                    if owner is not None
+                    else None
+                ),
+            ),
         )
+        return pb.Grant(payload=signed.payload, signature=signed.signature)
+
+    async def _granted(
+        self,
+        name: str,
+        call: grants.Call,
+        *,
+        rollout: str,
+        send: Callable[[pb.Grant], Awaitable[T]],
+        owner: ownership.Owner | None = None,
+    ) -> T:
+        """Send a granted call; a grant refused as stale is re-signed above the agent's
+        highest once (another operator replica, or one with a slower clock, went first)."""
+        for attempt in (1, 2):
+            grant = await self.grant(call, rollout=rollout, owner=owner)
+            try:
+                with self._translated(name):
+                    return await send(grant)
+            except errors.AgentNotAuthorized as error:
+                if error.highest_sequence is None or attempt == 2:
+                    raise
+                self._note_sequence(call.model, error.highest_sequence)
+        raise AssertionError("unreachable")
 
     async def activate(
         self,
@@ -273,65 +373,108 @@ class AgentClient:
         version: str,
         digest: str,
         backend: str,
-        signature: bytes | None = None,
+        rollout: str,
         deadline_seconds: float | None = None,
         owner: ownership.Owner | None = None,
     ) -> pb.ActivateResponse:
-        """Activate a pushed artifact for `owner`; the signature is made here unless given."""
-        if signature is None:
-            signature = self.sign(model=model, version=version, digest=digest, backend=backend)
-        request = pb.ActivateRequest(
+        """Activate a pushed artifact, with a grant for `rollout` (its uid) and `owner`."""
+        call = grants.Call(
+            action=grants.Action.ACTIVATE,
+            agent="",
             model=model,
             version=version,
             digest=digest,
             backend=backend,
-            signature=signature,
-            owner=_owner(owner),
         )
-        with (
-            spans.activate(agent=self.name, model=model, version=version, digest=digest),
-            self._translated("Activate"),
-        ):
-            return await self._stub.Activate(
-                request,
-                timeout=deadline_seconds or max(self.timeout, 120),
-                metadata=self._metadata(),
+        with spans.activate(agent=self.name, model=model, version=version, digest=digest):
+            return await self._granted(
+                "Activate",
+                call,
+                rollout=rollout,
+                owner=owner,
+                send=lambda grant: self._stub.Activate(
+                    pb.ActivateRequest(
+                        model=model,
+                        version=version,
+                        digest=digest,
+                        backend=backend,
+                        owner=_owner(owner),
+                        grant=grant,
+                    ),
+                    timeout=deadline_seconds or max(self.timeout, 120),
+                    metadata=self._metadata(),
+                ),
             )
 
-    async def rollback(self, model: str) -> pb.RollbackResponse:
-        with self._translated("Rollback"):
-            return await self._stub.Rollback(
-                pb.RollbackRequest(model=model),
+    async def rollback(self, model: str, *, rollout: str) -> pb.RollbackResponse:
+        call = grants.Call(action=grants.Action.ROLLBACK, agent="", model=model)
+        return await self._granted(
+            "Rollback",
+            call,
+            rollout=rollout,
+            send=lambda grant: self._stub.Rollback(
+                pb.RollbackRequest(model=model, grant=grant),
                 timeout=max(self.timeout, 120),
                 metadata=self._metadata(),
-            )
+            ),
+        )
 
     async def remove(
         self,
         model: str,
         *,
+        rollout: str,
         version: str | None = None,
         digest: str | None = None,
         owner: ownership.Owner | None = None,
     ) -> pb.RemoveResponse:
+        """Remove one version (or digest); the agent refuses when another rollout than
+        `owner` owns the model."""
         if (version is None) == (digest is None):
             raise PermanentError("remove needs exactly one of version or digest")
-        request = pb.RemoveRequest(model=model, owner=_owner(owner))
-        if version is not None:
-            request.version = version
-        else:
-            request.digest = digest or ""
-        with self._translated("Remove"):
-            return await self._stub.Remove(request, timeout=self.timeout, metadata=self._route)
+        call = grants.Call(
+            action=grants.Action.REMOVE,
+            agent="",
+            model=model,
+            version=version or "",
+            digest=digest or "",
+        )
+
+        def request(grant: pb.Grant) -> pb.RemoveRequest:
+            made = pb.RemoveRequest(model=model, owner=_owner(owner), grant=grant)
+            if version is not None:
+                made.version = version
+            else:
+                made.digest = digest or ""
+            return made
+
+        return await self._granted(
+            "Remove",
+            call,
+            rollout=rollout,
+            owner=owner,
+            send=lambda grant: self._stub.Remove(
+                request(grant), timeout=self.timeout, metadata=self._route
+            ),
+        )
 
     async def remove_model(
-        self, model: str, *, owner: ownership.Owner | None = None
+        self, model: str, *, rollout: str, owner: ownership.Owner | None = None
     ) -> pb.RemoveResponse:
         """Stop serving `model` on the agent and delete every version (residency eviction);
         the agent refuses when another rollout than `owner` owns it."""
-        request = pb.RemoveRequest(model=model, all_versions=True, owner=_owner(owner))
-        with self._translated("Remove"):
-            return await self._stub.Remove(request, timeout=self.timeout, metadata=self._route)
+        call = grants.Call(action=grants.Action.REMOVE, agent="", model=model, all_versions=True)
+        return await self._granted(
+            "Remove",
+            call,
+            rollout=rollout,
+            owner=owner,
+            send=lambda grant: self._stub.Remove(
+                pb.RemoveRequest(model=model, all_versions=True, owner=_owner(owner), grant=grant),
+                timeout=self.timeout,
+                metadata=self._route,
+            ),
+        )
 
     async def status(self) -> pb.StatusUpdate:
         """One status snapshot."""
@@ -344,6 +487,7 @@ class AgentClient:
     ) -> AsyncIterator[pb.StatusUpdate]:
         """Status updates until the caller stops iterating (or the agent goes away)."""
         request = pb.WatchStatusRequest(interval_seconds=interval_seconds, once=once)
+        self._renewed()
         call = self._stub.WatchStatus(request, metadata=self._route)
         try:
             with self._translated("WatchStatus"):
@@ -352,12 +496,29 @@ class AgentClient:
         finally:
             call.cancel()
 
-    async def build(self, spec_json: str, *, timeout_seconds: float = 0.0) -> pb.BuildResponse:
-        """Build an engine on the agent from an ONNX model pushed to it before."""
-        request = pb.BuildRequest(spec_json=spec_json, timeout_seconds=timeout_seconds)
+    async def build(
+        self, spec_json: str, *, rollout: str = "", timeout_seconds: float = 0.0
+    ) -> pb.BuildResponse:
+        """Build an engine on the agent from an ONNX model pushed to it before.
+
+        Builds are shared by every rollout of the same content, so `rollout` may be empty.
+        """
+        call = grants.Call(
+            action=grants.Action.BUILD,
+            agent="",
+            spec_sha256=hashlib.sha256(spec_json.encode()).hexdigest(),
+        )
         deadline = timeout_seconds + 60 if timeout_seconds else None
-        with self._translated("Build"):
-            return await self._stub.Build(request, timeout=deadline, metadata=self._route)
+        return await self._granted(
+            "Build",
+            call,
+            rollout=rollout,
+            send=lambda grant: self._stub.Build(
+                pb.BuildRequest(spec_json=spec_json, timeout_seconds=timeout_seconds, grant=grant),
+                timeout=deadline,
+                metadata=self._route,
+            ),
+        )
 
 
 async def push_to_many(

@@ -2,7 +2,8 @@
 
 By default the leader runs an `edgewave_gateway.server.Gateway` next to its handlers
 (`gateway_listen`), so `make demo` and small fleets need no other Deployment. Its serving
-certificate is issued here from the operator's CA (agents trust that CA already), written
+certificate is issued here from the operator's CA (agents trust that CA already), naming
+the gateway (spiffe://<trust-domain>/gateway/<name>, `edgewave_api.identities`), written
 with the CA to a private directory the gateway reads; its engine cache lives under the
 operator's `cache_dir` (a volume), so a restarted operator, or a new leader sharing the
 volume, finds what was uploaded before and does not upload it again.
@@ -59,6 +60,7 @@ def config(
         name=settings.gateway_name,
         dns_names=("localhost", *settings.gateway_hosts),
         ip_addresses=_ip_sans(settings.gateway_listen or ""),
+        trust_domain=settings.trust_domain,
     )
     _write_private(tls_dir / "tls.crt", served.cert_pem)
     _write_private(tls_dir / "tls.key", served.key_pem)
@@ -71,6 +73,7 @@ def config(
                 "cert_file": str(tls_dir / "tls.crt"),
                 "key_file": str(tls_dir / "tls.key"),
                 "client_ca_file": str(tls_dir / "ca.crt"),
+                "trust_domain": settings.trust_domain,
             },
             "cache": {
                 "directory": str(root / "cache"),

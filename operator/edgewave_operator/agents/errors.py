@@ -18,6 +18,7 @@ from edgewave_proto.agent.v1 import wire
 
 EXPECTED_OFFSET_KEY = wire.EXPECTED_OFFSET_KEY
 RETRY_AFTER_KEY = wire.RETRY_AFTER_KEY
+HIGHEST_SEQUENCE_KEY = wire.HIGHEST_SEQUENCE_KEY
 
 
 class AgentError(EdgewaveError):
@@ -26,6 +27,8 @@ class AgentError(EdgewaveError):
     code: str = "UNKNOWN"
     agent: str = ""
     call: str = ""
+    # A grant refused as stale: the highest sequence the agent accepted for the model.
+    highest_sequence: int | None = None
 
 
 class AgentUnavailable(AgentError, TemporaryError):
@@ -104,6 +107,9 @@ def from_rpc_error(error: grpc.RpcError, *, agent: str, call: str) -> AgentError
     result.code = code.name
     result.agent = agent
     result.call = call
+    highest = _metadata(error, HIGHEST_SEQUENCE_KEY)
+    if highest is not None and highest.isdigit():
+        result.highest_sequence = int(highest)
     return result
 
 

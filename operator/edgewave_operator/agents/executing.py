@@ -82,13 +82,14 @@ class Executor:
         *,
         paths: Mapping[str, Path],
         check: Check,
+        rollout: str,
         owner: ownership.Owner | None = None,
     ) -> dict[str, str]:
-        """Push and activate (or only stage) each update of `batch` for `owner`; agent name ->
-        why it failed."""
+        """Push and activate (or only stage) each update of `batch` for rollout uid `rollout`
+        and `owner`; agent name -> why it failed."""
         results = await asyncio.gather(
             *(
-                self._update_one(update, paths=paths, check=check, owner=owner)
+                self._update_one(update, paths=paths, check=check, rollout=rollout, owner=owner)
                 for update in batch.updates
             )
         )
@@ -100,6 +101,7 @@ class Executor:
         *,
         paths: Mapping[str, Path],
         check: Check,
+        rollout: str,
         owner: ownership.Owner | None,
     ) -> tuple[str, str | None]:
         agent = update.agent
@@ -123,6 +125,7 @@ class Executor:
                     version=update.version,
                     digest=engine.digest,
                     backend=describing.runtime_of(engine.backend),
+                    rollout=rollout,
                     deadline_seconds=self._settings.activate_timeout_seconds,
                     owner=owner,
                 )
@@ -238,14 +241,16 @@ class Executor:
     # -- revert ------------------------------------------------------------------------
 
     async def revert(
-        self, batch: stepping.RevertBatch, *, owner: ownership.Owner | None = None
+        self, batch: stepping.RevertBatch, *, rollout: str, owner: ownership.Owner | None = None
     ) -> dict[str, str]:
         """Bring each agent back to its previous version; agent name -> why not."""
-        results = await asyncio.gather(*(self._revert_one(r, owner=owner) for r in batch.reverts))
+        results = await asyncio.gather(
+            *(self._revert_one(r, rollout=rollout, owner=owner) for r in batch.reverts)
+        )
         return {agent: why for agent, why in results if why is not None}
 
     async def _revert_one(
-        self, revert: rollbacks.Revert, *, owner: ownership.Owner | None
+        self, revert: rollbacks.Revert, *, rollout: str, owner: ownership.Owner | None
     ) -> tuple[str, str | None]:
         """Carry out `revert` as decided (never from what is known live, which may be nothing)."""
         agent = revert.agent
@@ -253,19 +258,20 @@ class Executor:
             try:
                 client = await self._links.link(agent)
                 if revert.method is rollbacks.Method.RESTORE:
-                    await client.rollback(revert.model)
+                    await client.rollback(revert.model, rollout=rollout)
                 elif revert.method is rollbacks.Method.ACTIVATE and revert.to_version:
                     await client.activate(
                         model=revert.model,
                         version=revert.to_version,
                         digest=revert.digest,
                         backend=describing.runtime_of(revert.backend),
+                        rollout=rollout,
                         deadline_seconds=self._settings.activate_timeout_seconds,
                         owner=owner,
                     )
                 else:
                     # Nothing ran before this rollout: take the model off the agent again.
-                    await client.remove_model(revert.model, owner=owner)
+                    await client.remove_model(revert.model, rollout=rollout, owner=owner)
             except EdgewaveError as error:
                 log.warning("rollback of %s failed: %s", agent, error, extra={"agent": agent})
                 return agent, str(error)
@@ -277,21 +283,27 @@ class Executor:
     # -- evict -------------------------------------------------------------------------
 
     async def evict(
-        self, evictions: Sequence[residency.Eviction], *, owner: ownership.Owner | None = None
+        self,
+        evictions: Sequence[residency.Eviction],
+        *,
+        rollout: str,
+        owner: ownership.Owner | None = None,
     ) -> dict[str, str]:
         """Remove every listed version from each agent; agent name -> why not (yet)."""
-        results = await asyncio.gather(*(self._evict_one(e, owner=owner) for e in evictions))
+        results = await asyncio.gather(
+            *(self._evict_one(e, rollout=rollout, owner=owner) for e in evictions)
+        )
         return {agent: why for agent, why in results if why is not None}
 
     async def _evict_one(
-        self, eviction: residency.Eviction, *, owner: ownership.Owner | None
+        self, eviction: residency.Eviction, *, rollout: str, owner: ownership.Owner | None
     ) -> tuple[str, str | None]:
         agent = eviction.agent
-        problem = await self.remove_model(agent, model=eviction.model, owner=owner)
+        problem = await self.remove_model(agent, model=eviction.model, rollout=rollout, owner=owner)
         return agent, str(problem) if problem is not None else None
 
     async def remove_model(
-        self, agent: str, *, model: str, owner: ownership.Owner | None = None
+        self, agent: str, *, model: str, rollout: str, owner: ownership.Owner | None = None
     ) -> EdgewaveError | None:
         """Remove every version of `model` from `agent`: the error, or None when done.
 
@@ -311,9 +323,11 @@ class Executor:
                 client = await self._links.link(agent)
                 for version in held:
                     if version.state not in serving:
-                        await client.remove(model, version=version.version, owner=owner)
+                        await client.remove(
+                            model, version=version.version, rollout=rollout, owner=owner
+                        )
                 if any(version.state in serving for version in held):
-                    await client.remove_model(model, owner=owner)
+                    await client.remove_model(model, rollout=rollout, owner=owner)
             except EdgewaveError as error:
                 log.warning("removing %s from %s: %s", model, agent, error, extra={"agent": agent})
                 problem = error

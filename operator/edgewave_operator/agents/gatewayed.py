@@ -64,8 +64,11 @@ class Gateways:
         tls: agent_client.ClientTls,
         on_change: Callable[[str], None],
         chunk_bytes: int = agent_client.DEFAULT_CHUNK_BYTES,
+        renew_tls: Callable[[], agent_client.ClientTls] | None = None,
     ) -> None:
+        """`renew_tls`: the operator's client certificate as of now (links pick up renewals)."""
         self._tls = tls
+        self._renew_tls = renew_tls
         self._on_change = on_change
         self._chunk_bytes = chunk_bytes
         self.addresses: dict[str, str] = {}
@@ -120,7 +123,8 @@ class Gateways:
         """A link to `agent` through the gateway holding `session`."""
         return GatewayLink(
             self.addresses[session.gateway],
-            tls=self._tls,
+            tls=self._renew_tls() if self._renew_tls else self._tls,
+            renew_tls=self._renew_tls,
             signing_key_pem=signing_key_pem,
             chunk_bytes=self._chunk_bytes,
             timeout=timeout,
@@ -232,10 +236,11 @@ class GatewayLink(agent_client.AgentClient):
         via_gateway: str,
         gateway: str,
         gateways: Gateways,
+        renew_tls: Callable[[], agent_client.ClientTls] | None = None,
     ) -> None:
         super().__init__(
             endpoint, tls=tls, signing_key_pem=signing_key_pem, chunk_bytes=chunk_bytes,
-            timeout=timeout, name=name, via_gateway=via_gateway,
+            timeout=timeout, name=name, via_gateway=via_gateway, renew_tls=renew_tls,
         )  # fmt: skip
         self.gateway = gateway
         self._gateways = gateways

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime.datetime]
 TlsFor = Callable[[edgeagent.EdgeAgent], Awaitable[agent_client.ClientTls | None]]
 """The client TLS material to reach an agent (None: plaintext, `insecure_agents`)."""
+RenewTlsFor = Callable[[edgeagent.EdgeAgent], Callable[[], agent_client.ClientTls] | None]
+"""How a client to an agent picks up a renewed certificate (None: its TLS never changes)."""
 
 
 class Records(Protocol):
@@ -67,6 +69,7 @@ class Inventory:
         settings: OperatorSettings,
         tls_for: TlsFor,
         signing_key_pem: bytes,
+        renew_tls_for: RenewTlsFor = lambda _agent: None,
         on_change: Callable[[str], None],
         clock: Clock = utcnow,
         metrics: operator_metrics.OperatorMetrics | None = None,
@@ -77,6 +80,7 @@ class Inventory:
         self._records = records
         self._settings = settings
         self._tls_for = tls_for
+        self._renew_tls_for = renew_tls_for
         self._signing_key_pem = signing_key_pem
         self._on_change = on_change
         self._clock = clock
@@ -198,9 +202,12 @@ class Inventory:
                 timeout=self._settings.rpc_timeout_seconds,
             )
         else:
+            tls = await self._tls_for(agent)
             made = agent_client.AgentClient(
                 endpoint or "",
-                tls=await self._tls_for(agent),
+                tls=tls,
+                # The operator's own certificate is renewed as it ages; a Secret's is not ours.
+                renew_tls=self._renew_tls_for(agent) if tls else None,
                 signing_key_pem=self._signing_key_pem,
                 chunk_bytes=self._settings.push_chunk_bytes,
                 timeout=self._settings.rpc_timeout_seconds,

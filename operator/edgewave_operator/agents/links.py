@@ -29,20 +29,23 @@ class Link(Protocol):
 
     async def push(self, artifact: Artifact) -> agent_client.PushResult: ...
 
+    # Every mutating call carries `rollout`, the uid of the rollout it is for, and activate
+    # and remove its `owner` (namespace/name): the operator's signed grant binds the call to
+    # both (`edgewave_api.grants`), and the agent records the owner from the grant.
     async def activate(
-        self, *, model: str, version: str, digest: str, backend: str,
+        self, *, model: str, version: str, digest: str, backend: str, rollout: str,
         deadline_seconds: float | None = None, owner: ownership.Owner | None = None,
     ) -> pb.ActivateResponse: ...  # fmt: skip
 
-    async def rollback(self, model: str) -> pb.RollbackResponse: ...
+    async def rollback(self, model: str, *, rollout: str) -> pb.RollbackResponse: ...
 
     async def remove(
-        self, model: str, *, version: str | None = None, digest: str | None = None,
-        owner: ownership.Owner | None = None,
+        self, model: str, *, rollout: str, version: str | None = None,
+        digest: str | None = None, owner: ownership.Owner | None = None,
     ) -> pb.RemoveResponse: ...  # fmt: skip
 
     async def remove_model(
-        self, model: str, *, owner: ownership.Owner | None = None
+        self, model: str, *, rollout: str, owner: ownership.Owner | None = None
     ) -> pb.RemoveResponse: ...
 
     async def status(self) -> pb.StatusUpdate: ...
@@ -51,7 +54,9 @@ class Link(Protocol):
         self, *, interval_seconds: float = 0.0, once: bool = False
     ) -> AsyncIterator[pb.StatusUpdate]: ...
 
-    async def build(self, spec_json: str, *, timeout_seconds: float = 0.0) -> pb.BuildResponse: ...
+    async def build(
+        self, spec_json: str, *, rollout: str = "", timeout_seconds: float = 0.0
+    ) -> pb.BuildResponse: ...
 
     async def close(self) -> None: ...
 

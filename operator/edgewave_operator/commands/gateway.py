@@ -30,6 +30,9 @@ def run(
     cert: Annotated[Path | None, typer.Option(help="serving certificate (PEM)")] = None,
     key: Annotated[Path | None, typer.Option(help="its private key (PEM)")] = None,
     client_ca: Annotated[Path | None, typer.Option(help="the operator's CA (PEM)")] = None,
+    trust_domain: Annotated[
+        str | None, typer.Option(help="SPIFFE trust domain of callers (the operator's)")
+    ] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="engine cache directory")] = None,
     cache_capacity: Annotated[str | None, typer.Option(help="e.g. 50GiB")] = None,
     port_file: Annotated[Path | None, typer.Option(help="write the bound port here")] = None,
@@ -47,7 +50,12 @@ def run(
         "name": name,
         "listen": listen,
         "port_file": port_file,
-        "tls": {"cert_file": cert, "key_file": key, "client_ca_file": client_ca},
+        "tls": {
+            "cert_file": cert,
+            "key_file": key,
+            "client_ca_file": client_ca,
+            "trust_domain": trust_domain,
+        },
         "cache": {"directory": cache_dir, "capacity_bytes": cache_capacity},
     }
     gateway_config = settings.load(config, overrides)

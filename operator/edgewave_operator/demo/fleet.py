@@ -3,8 +3,8 @@
 Two agents per region in eu-west, eu-central (EU) and us-east (US). Like agents behind NAT,
 they open no control port: each dials the gateway embedded in the operator
 (`edgewave-agent serve` with a `gateway` section) with an agent certificate from the
-operator's CA (Organization edgewave-agents, its name as Common Name), trusts that CA for
-the gateway, and verifies activations with the operator's Ed25519 public key. Inference
+operator's CA (naming it spiffe://edgewave/agent/<name>), trusts that CA for
+the gateway, and verifies grants with the operator's Ed25519 public key. Inference
 stays local, on a serving port the kernel picks. They report the hardware they really
 have: on a machine without a GPU, none, and they serve with ONNX Runtime.
 """

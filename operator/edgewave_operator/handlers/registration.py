@@ -175,7 +175,7 @@ async def rollout_deleted(
     fleet_views = runtime.inventory.views(_values(fleet))
     owner = ownership.Owner(namespace=namespace or "", name=name, uid=uid)
     for holder in reconciling.holders(model=model, fleet=fleet_views, keep=keep, owner=owner):
-        problem = await runtime.executor.remove_model(holder, model=model, owner=owner)
+        problem = await runtime.executor.remove_model(holder, model=model, rollout=uid, owner=owner)
         if problem is not None:
             problems[holder] = problem
     temporary = [p for p in problems.values() if p.temporary]

@@ -190,7 +190,7 @@ class RolloutWorker:
         async def update(batch: stepping.UpdateBatch) -> None:
             with spans.wave(name=batch.wave):
                 failed = await executor.update(
-                    batch, paths=decision.paths, check=check, owner=owner
+                    batch, paths=decision.paths, check=check, rollout=self.uid, owner=owner
                 )
             if failed:
                 failures.setdefault(batch.wave, {}).update(failed)
@@ -213,9 +213,9 @@ class RolloutWorker:
             elif isinstance(action, stepping.Observe):
                 jobs.append(observe(action))
             elif isinstance(action, stepping.RevertBatch):
-                jobs.append(executor.revert(action, owner=owner))
+                jobs.append(executor.revert(action, rollout=self.uid, owner=owner))
             else:
-                jobs.append(executor.evict(action.evictions, owner=owner))
+                jobs.append(executor.evict(action.evictions, rollout=self.uid, owner=owner))
         generation = decision.status.observed_generation or 0
         with self._span(generation=generation, operation="act"):
             if decision.paths:  # keep this rollout's engines in the gateways' caches

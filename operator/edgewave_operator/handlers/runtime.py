@@ -61,6 +61,7 @@ class Runtime:
             ),
             on_change=lambda name: self.inventory.session_changed(name),  # noqa: PLW0108  # made below
             chunk_bytes=self.settings.push_chunk_bytes,
+            renew_tls=None if self.settings.insecure_agents else self.own_tls,
         )
         for name, address in self.settings.gateways.items():
             self.gateways.add(name, address)
@@ -69,6 +70,7 @@ class Runtime:
             settings=self.settings,
             tls_for=self.tls_for,
             signing_key_pem=self.trust.signing_key.private_pem,
+            renew_tls_for=self.renew_tls_for,
             on_change=lambda _name: self.wake_all(),
             clock=self.clock,
             metrics=self.metrics,
@@ -102,6 +104,23 @@ class Runtime:
             key_pem=credentials.client.key_pem,
         )
 
+    def own_tls(self) -> agent_client.ClientTls:
+        """The operator's CA and its own client certificate as of now (renewed when due)."""
+        credentials = self.trust.credentials
+        return agent_client.ClientTls(
+            ca_pem=credentials.ca_pem,
+            cert_pem=credentials.client.cert_pem,
+            key_pem=credentials.client.key_pem,
+        )
+
+    def renew_tls_for(
+        self, agent: edgeagent.EdgeAgent
+    ) -> Callable[[], agent_client.ClientTls] | None:
+        """The operator's own certificate is renewed as it ages; a Secret's is not ours."""
+        if self.settings.insecure_agents or agent.spec.tls_secret_ref is not None:
+            return None
+        return self.own_tls
+
     @classmethod
     async def start(cls, settings: OperatorSettings, api: kube_client.ApiClient) -> Runtime:
         trust = await certs.load(
@@ -109,6 +128,7 @@ class Runtime:
             namespace=settings.namespace,
             ca_secret=settings.ca_secret,
             signing_secret=settings.signing_secret,
+            trust_domain=settings.trust_domain,
         )
         engine_cache = cache.EngineCache(settings.cache_dir / "engines")
         compiler = compiling.Compiler(

@@ -6,11 +6,13 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
 
 from edgewave_agent import testing
+from edgewave_api import grants
 from edgewave_operator.agents import errors
 from edgewave_operator.agents.artifacts import Artifact
 from edgewave_operator.agents.client import AgentClient
@@ -46,7 +48,9 @@ async def _deploy(
 ) -> pb.ActivateResponse:
     path, digest = testing.write_artifact(directory, data)
     await client.push(Artifact.from_file(path))
-    return await client.activate(model="m", version=version, digest=digest, backend="onnxruntime")
+    return await client.activate(
+        rollout="r1", model="m", version=version, digest=digest, backend="onnxruntime"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,19 +109,33 @@ def test_bad_signature_is_refused(
     async def scenario() -> None:
         async with connect(agent) as client:
             await client.push(Artifact.from_file(path))
-            forged = client.sign(model="m", version="other", digest=digest, backend="onnxruntime")
-            with pytest.raises(errors.AgentNotAuthorized, match="does not verify"):
-                # Signed for another version.
-                await client.activate(
-                    model="m", version="signed", digest=digest, backend="onnxruntime",
-                    signature=forged,
+            other_version = grants.Call(
+                action=grants.Action.ACTIVATE,
+                agent="",
+                model="m",
+                version="other",
+                digest=digest,
+                backend="onnxruntime",
+            )
+            granted = await client.grant(other_version, rollout="r1")
+            with pytest.raises(grpc.RpcError, match="version is 'other' but the request's is"):
+                # Granted for another version.
+                await client._stub.Activate(
+                    pb.ActivateRequest(
+                        model="m", version="signed", digest=digest, backend="onnxruntime",
+                        grant=granted,
+                    )
                 )  # fmt: skip
             async with AgentClient(
                 agent.control, tls=client._tls, signing_key_pem=other_key.private_pem
             ) as stranger:
                 with pytest.raises(errors.AgentNotAuthorized, match="does not verify"):
                     await stranger.activate(
-                        model="m", version="signed", digest=digest, backend="onnxruntime"
+                        rollout="r1",
+                        model="m",
+                        version="signed",
+                        digest=digest,
+                        backend="onnxruntime",
                     )
             described = await client.describe()
             assert all(v.version != "signed" for m in described.models for v in m.versions)
@@ -141,11 +159,11 @@ def test_rollback_restores_the_previous_version(
             )
             assert second.previous_version == "1"
             assert _infer(agent, agent_pki)[0] == "2"
-            rolled = await client.rollback("m")
+            rolled = await client.rollback("m", rollout="r1")
             assert rolled.rolled_back_from == "2"
             assert rolled.model.active_version == "1"
             with pytest.raises(errors.AgentRefused, match="no previous version"):
-                await client.rollback("m")
+                await client.rollback("m", rollout="r1")
 
     asyncio.run(scenario())
     served, output = _infer(agent, agent_pki)
@@ -179,7 +197,7 @@ def test_restart_preserves_the_active_model(
             status = await client.status()
             assert status.ready
             assert status.models[0].previous_version == "1"
-            await client.rollback("m")
+            await client.rollback("m", rollout="r1")
 
     asyncio.run(still_rollbackable())
     assert _infer(agent, agent_pki)[0] == "1"
@@ -201,7 +219,7 @@ def test_watch_status_reports_requests_and_errors(
             _infer(agent, agent_pki)
 
     async def watch() -> pb.ModelStatus:
-        async with connect(agent, with_cert=False) as reader:
+        async with connect(agent) as reader:
             async for update in reader.watch_status(interval_seconds=0.1):
                 (model,) = update.models
                 if model.health.requests >= 3:
@@ -230,19 +248,19 @@ def test_remove_refuses_active_and_previous_and_frees_old_versions(
                 )
             for version in ("3", "2"):
                 with pytest.raises(errors.AgentRefused, match="cannot be removed"):
-                    await client.remove("m", version=version)
-            removed = await client.remove("m", version="1")
+                    await client.remove("m", rollout="r1", version=version)
+            removed = await client.remove("m", rollout="r1", version="1")
             assert list(removed.removed_versions) == ["1"]
             assert removed.freed_bytes > 0 and len(removed.deleted_digests) == 1
             described = await client.describe()
             assert removed.deleted_digests[0] not in {a.digest for a in described.artifacts}
             # A residency eviction removes the whole model, the serving versions included.
-            everything = await client.remove_model("m")
+            everything = await client.remove_model("m", rollout="r1")
             assert sorted(everything.removed_versions) == ["2", "3"]
             described = await client.describe()
             assert not described.models and not described.artifacts
             with pytest.raises(errors.AgentRefused, match="no model m"):
-                await client.remove_model("m")
+                await client.remove_model("m", rollout="r1")
 
     asyncio.run(scenario())
     with pytest.raises(triton.InferenceServerException, match="not active"):

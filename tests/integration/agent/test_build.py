@@ -43,7 +43,11 @@ def test_agent_builds_activates_and_reports_the_engine_digest(
             stat = await client.stat(built.engine_digest)
             assert stat.complete and stat.total_size == built.size_bytes
             activated = await client.activate(
-                model="m", version="built", digest=built.engine_digest, backend=built.backend
+                rollout="r1",
+                model="m",
+                version="built",
+                digest=built.engine_digest,
+                backend=built.backend,
             )
             assert activated.model.active_version == "built"
             with pytest.raises(errors.AgentRefused, match="not a valid build key"):

@@ -16,19 +16,31 @@ CLI = [sys.executable, "-c", "from edgewave_agent.cli import main; main()"]
 
 
 def test_status_prints_the_agent(
-    start_agent: Callable[..., testing.AgentProcess], agent_pki: testing.Pki
+    start_agent: Callable[..., testing.AgentProcess], agent_pki: testing.Pki, tmp_path: Path
 ) -> None:
     agent = start_agent("edge-status", zone="eu-central-1b")
-    result = subprocess.run(
-        [*CLI, "status", "--endpoint", agent.serving, "--ca", str(agent_pki.directory / "ca.pem")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "edge-status" in result.stdout and "zone=eu-central-1b" in result.stdout
-    assert "GPUs: none" in result.stdout
+    cert, key = tmp_path / "operator.pem", tmp_path / "operator-key.pem"
+    cert.write_bytes(agent_pki.operator.cert_pem)
+    key.write_bytes(agent_pki.operator.key_pem)
+    ca = str(agent_pki.directory / "ca.pem")
+
+    def status(*args: str) -> str:
+        result = subprocess.run(
+            [*CLI, "status", *args, "--ca", ca],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    full = status("--endpoint", agent.control, "--cert", str(cert), "--key", str(key))
+    assert "edge-status" in full and "zone=eu-central-1b" in full
+    assert "GPUs: none" in full
+    # The serving port, without a certificate, names the agent and nothing more.
+    anonymous = status("--endpoint", agent.serving)
+    assert "edge-status" in anonymous and "zone=eu-central-1b" not in anonymous
 
 
 def test_bad_config_is_one_line_per_problem(tmp_path: Path) -> None:

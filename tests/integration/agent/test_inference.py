@@ -31,7 +31,9 @@ def test_tritonclient_infer_matches_onnxruntime(
     async def deploy() -> None:
         async with connect(agent) as client:
             await client.push(Artifact.from_file(path))
-            await client.activate(model="resnet", version="7", digest=digest, backend="onnxruntime")
+            await client.activate(
+                rollout="r1", model="resnet", version="7", digest=digest, backend="onnxruntime"
+            )
 
     asyncio.run(deploy())
 

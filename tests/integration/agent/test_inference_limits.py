@@ -46,7 +46,9 @@ def _deploy(agent: testing.AgentProcess, connect: Callable[..., AgentClient], tm
     async def deploy() -> None:
         async with connect(agent) as client:
             await client.push(Artifact.from_file(path))
-            await client.activate(model="lin", version="7", digest=digest, backend="onnxruntime")
+            await client.activate(
+                model="lin", version="7", digest=digest, backend="onnxruntime", rollout="r1"
+            )
 
     asyncio.run(deploy())
 

@@ -68,7 +68,7 @@ def test_several_insecure_agents_in_one_process(
                     assert described.disk_free_bytes > 0
                     assert (await client.push(artifact)).already_present
                     await client.activate(
-                        model="m", version="1", digest=digest, backend="onnxruntime"
+                        rollout="r1", model="m", version="1", digest=digest, backend="onnxruntime"
                     )
                     status = await client.status()
                     assert status.ready and status.models[0].active_version == "1"

@@ -246,7 +246,9 @@ def test_bad_pushes_are_rejected_and_change_nothing(
     async def not_activatable() -> None:
         async with connect(shared_agent) as client:
             with pytest.raises(errors.AgentRefused, match="not stored"):
-                await client.activate(model="m", version=case, digest=digest, backend="onnxruntime")
+                await client.activate(
+                    rollout="r1", model="m", version=case, digest=digest, backend="onnxruntime"
+                )
 
     if case not in ("malformed-digest", "path-traversal-digest"):
         asyncio.run(not_activatable())
@@ -298,12 +300,16 @@ def test_mutating_calls_need_the_operator_client_certificate(
             with pytest.raises(errors.AgentNotAuthorized, match="client certificate"):
                 await anonymous.push(artifact, attempts=1)
             with pytest.raises(errors.AgentNotAuthorized):
-                await anonymous.rollback("m")
+                await anonymous.rollback("m", rollout="r1")
             with pytest.raises(errors.AgentNotAuthorized):
-                await anonymous.remove("m", version="1")
+                await anonymous.remove("m", rollout="r1", version="1")
             with pytest.raises(errors.AgentNotAuthorized):
                 await anonymous.activate(
-                    model="m", version="1", digest=artifact.digest, backend="onnxruntime"
+                    rollout="r1",
+                    model="m",
+                    version="1",
+                    digest=artifact.digest,
+                    backend="onnxruntime",
                 )
         # The control port refuses the TLS handshake without a certificate of the operator's CA.
         from edgewave_operator.agents.client import ClientTls

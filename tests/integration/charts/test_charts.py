@@ -468,6 +468,110 @@ RESTRICTED_WORKLOADS = [
 ]
 
 
+def test_network_policies_admit_only_whom_they_name(
+    kube: clusters.DevCluster, namespace: str, crds: list[str], helm: Helm
+) -> None:
+    operator = helm.render(
+        OPERATOR,
+        namespace=namespace,
+        values={
+            "networkPolicy": {
+                "apiServerCidrs": ["10.0.0.0/24", "fd00::/64"],
+                "metricsNamespace": "observability",
+            }
+        },
+    )
+    agent = helm.render(
+        AGENT,
+        namespace=namespace,
+        files=(AGENT_TEST_VALUES,),
+        values={
+            "ports": {"control": 7000, "serving": 7001},
+            "networkPolicy": {
+                "control": {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": "edgewave-system"}
+                            }
+                        }
+                    ]
+                },
+                "serving": {"from": [{"ipBlock": {"cidr": "192.168.0.0/16"}}]},
+            },
+        },
+    )
+    policies = [find(operator, "NetworkPolicy"), find(agent, "NetworkPolicy")]
+    result = dry_run(kube, policies)
+    assert result.returncode == 0, result.stderr
+    webhook_rule, metrics_rule, health_rule = policies[0]["spec"]["ingress"]
+    assert webhook_rule == {
+        "ports": [{"port": 9443, "protocol": "TCP"}],
+        "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}, {"ipBlock": {"cidr": "fd00::/64"}}],
+    }
+    assert metrics_rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}
+    ]
+    assert "from" not in health_rule and health_rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    control_rule, serving_rule = policies[1]["spec"]["ingress"]
+    assert control_rule == {
+        "ports": [{"port": 7000, "protocol": "TCP"}],
+        "from": [
+            {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": "edgewave-system"}
+                }
+            }
+        ],
+    }
+    assert serving_rule == {
+        "ports": [{"port": 7001, "protocol": "TCP"}],
+        "from": [{"ipBlock": {"cidr": "192.168.0.0/16"}}],
+    }
+    for policy in policies:
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert policy["spec"]["egress"] == [{}]
+
+
+def test_network_policies_by_default_admit_only_the_pods_own_ports(helm: Helm) -> None:
+    operator = find(helm.render(OPERATOR, namespace="edgewave"), "NetworkPolicy")
+    agent = find(
+        helm.render(AGENT, namespace="edgewave", files=(AGENT_TEST_VALUES,)), "NetworkPolicy"
+    )
+    # No source list: any address, but only on these ports.
+    assert operator["spec"]["ingress"] == [
+        {"ports": [{"port": 9443, "protocol": "TCP"}]},
+        {"ports": [{"port": 9090, "protocol": "TCP"}]},
+        {"ports": [{"port": 8080, "protocol": "TCP"}]},
+    ]
+    assert [rule["ports"][0]["port"] for rule in agent["spec"]["ingress"]] == [7443, 8001]
+    assert all("from" not in rule for rule in agent["spec"]["ingress"])
+    off = helm.render(OPERATOR, namespace="edgewave", values={"networkPolicy": {"enabled": False}})
+    # The webhook certificate hook's own policy (its Job accepts nothing) is not this one.
+    assert [o["metadata"]["name"] for o in off if o["kind"] == "NetworkPolicy"] == [
+        n["metadata"]["name"]
+        for n in helm.render(OPERATOR, namespace="edgewave")
+        if n["kind"] == "NetworkPolicy" and "helm.sh/hook" in n["metadata"].get("annotations", {})
+    ]
+
+
+@pytest.mark.parametrize(
+    ("chart", "values"),
+    [
+        (OPERATOR, {"networkPolicy": {"apiServerCidrs": ["apiserver"]}}),
+        (OPERATOR, {"networkPolicy": {"metricsNamespace": "Not_A_Namespace"}}),
+        (AGENT, {"networkPolicy": {"control": {"from": "edgewave-system"}}}),
+    ],
+)
+def test_network_policy_values_are_checked(
+    helm: Helm, chart: Path, values: Mapping[str, Any]
+) -> None:
+    files = (AGENT_TEST_VALUES,) if chart == AGENT else ()
+    result = helm.template(chart, namespace="edgewave", values=values, files=files)
+    assert result.returncode != 0
+    assert "don't meet the specifications of the schema" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("workload", RESTRICTED_WORKLOADS)
 def test_pod_meets_the_restricted_pod_security_profile(
     kube: clusters.DevCluster, namespace: str, helm: Helm, workload: Workload
@@ -525,6 +629,21 @@ def test_a_standalone_gateway_is_restricted_and_has_no_kubernetes_api_access(
         "gw-eu-west": f"ew-edgewave-operator-gw-eu-west.{namespace}.svc:7444",
         "gw-us-east": f"ew-edgewave-operator-gw-us-east.{namespace}.svc:7445",
     }
+
+
+def test_a_standalone_gateway_accepts_callers_of_the_operators_trust_domain(
+    helm: Helm,
+) -> None:
+    objects = helm.render(
+        OPERATOR, namespace="edgewave-system", release="ew",
+        values={
+            "gateways": {"standalone": STANDALONE_GATEWAYS},
+            "pki": {"trustDomain": "fleet.example"},
+        },
+    )  # fmt: skip
+    gateway = find(objects, "Deployment", "ew-edgewave-operator-gw-eu-west")
+    args = gateway["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--trust-domain=fleet.example" in args, args
 
 
 def test_a_standalone_gateway_without_its_tls_secret_is_rejected(helm: Helm) -> None:

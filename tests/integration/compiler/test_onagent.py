@@ -49,7 +49,12 @@ def test_agent_builds_and_the_record_says_where(
     )
 
     async def scenario() -> tuple[keys.BuildKey, cache.EngineRecord, int]:
-        async with AgentClient(process.control, tls=tls, name="jetson-7") as client:
+        async with AgentClient(
+            process.control,
+            tls=tls,
+            name="jetson-7",
+            signing_key_pem=pki.signing_key.private_pem,
+        ) as client:
             status = describing.from_describe(
                 await client.describe(),
                 previous=None,

@@ -111,10 +111,10 @@ def operator_tls(pki_: testing.GatewayPki, *, server_name: str | None = "localho
 @pytest.fixture
 def via_gateway(gateway_pki: testing.GatewayPki) -> Callable[..., AgentClient]:
     def make(gateway: testing.GatewayProcess, agent: str, **kwargs: Any) -> AgentClient:
+        kwargs.setdefault("signing_key_pem", gateway_pki.signing_key.private_pem)
         return AgentClient(
             gateway.address,
             tls=operator_tls(gateway_pki),
-            signing_key_pem=gateway_pki.signing_key.private_pem,
             via_gateway=agent,
             name=agent,
             **kwargs,
@@ -126,10 +126,10 @@ def via_gateway(gateway_pki: testing.GatewayPki) -> Callable[..., AgentClient]:
 @pytest.fixture
 def direct(gateway_pki: testing.GatewayPki) -> Callable[..., AgentClient]:
     def make(agent: agent_testing.AgentProcess, **kwargs: Any) -> AgentClient:
+        kwargs.setdefault("signing_key_pem", gateway_pki.signing_key.private_pem)
         return AgentClient(
             agent.control,
             tls=operator_tls(gateway_pki),
-            signing_key_pem=gateway_pki.signing_key.private_pem,
             name=agent.config["agent_id"],
             **kwargs,
         )

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from edgewave_agent import testing as agent_testing
-from edgewave_api import identities
+from edgewave_api import identities, signing
 from edgewave_api.errors import EdgewaveError
 from edgewave_gateway import testing
 from edgewave_operator.agents.artifacts import Artifact
@@ -23,6 +23,7 @@ from tests.integration.gateway.conftest import StartAgent, StartGateway
 
 pytestmark = pytest.mark.integration
 MODEL = "classifier"
+ROLLOUT = "rollout-uid"
 
 
 async def _outcome(name: str, action: Any) -> tuple[str, str]:
@@ -34,8 +35,10 @@ async def _outcome(name: str, action: Any) -> tuple[str, str]:
 
 
 async def _scenario(
-    client: AgentClient, artifact: Artifact, other: Artifact
+    client: AgentClient, forger: AgentClient, artifact: Artifact, other: Artifact
 ) -> list[tuple[str, str]]:
+    """`forger` reaches the same agent with the operator's certificate but grants signed by
+    another key (what a gateway that could claim the operator called would have)."""
     name = client.name
     outcomes = []
 
@@ -53,19 +56,19 @@ async def _scenario(
         result = await client.push(item)
         return json.dumps([result.size_bytes, result.resumed_from, result.already_present])
 
-    async def activate(version: str, *, signature: bytes | None = None) -> str:
+    async def activate(version: str, *, forged: bool = False) -> str:
         digest = artifact.digest if version == "v1" else other.digest
-        response = await client.activate(
-            model=MODEL, version=version, digest=digest, backend="onnxruntime", signature=signature
+        response = await (forger if forged else client).activate(
+            model=MODEL, version=version, digest=digest, backend="onnxruntime", rollout=ROLLOUT
         )
         return json.dumps([response.model.active_version, response.previous_version])
 
     async def rollback() -> str:
-        response = await client.rollback(MODEL)
+        response = await client.rollback(MODEL, rollout=ROLLOUT)
         return json.dumps([response.model.active_version, response.rolled_back_from])
 
     async def remove(version: str) -> str:
-        response = await client.remove(MODEL, version=version)
+        response = await client.remove(MODEL, version=version, rollout=ROLLOUT)
         return json.dumps([list(response.removed_versions), list(response.deleted_digests)])
 
     async def stat(digest: str) -> str:
@@ -80,7 +83,7 @@ async def _scenario(
         push(artifact),
         push(artifact),
         stat(artifact.digest),
-        activate("v1", signature=b"\0" * 64),
+        activate("v1", forged=True),
         activate("v1"),
         activate("v1"),
         watch_once(),
@@ -120,10 +123,16 @@ def test_relayed_calls_answer_as_direct_calls(
     async def both() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         artifact = Artifact.from_file(first, digest=first_digest)
         other = Artifact.from_file(second, digest=second_digest)
-        async with direct(direct_agent) as plain, via_gateway(gateway, "edge-g") as relayed:
+        forged = signing.new_signing_key().private_pem
+        async with (
+            direct(direct_agent) as plain,
+            direct(direct_agent, signing_key_pem=forged) as plain_forger,
+            via_gateway(gateway, "edge-g") as relayed,
+            via_gateway(gateway, "edge-g", signing_key_pem=forged) as relayed_forger,
+        ):
             return (
-                await _scenario(plain, artifact, other),
-                await _scenario(relayed, artifact, other),
+                await _scenario(plain, plain_forger, artifact, other),
+                await _scenario(relayed, relayed_forger, artifact, other),
             )
 
     plain, relayed = asyncio.run(both())
@@ -231,9 +240,15 @@ def test_caller_identity_metadata_is_believed_only_on_the_unix_socket(
     assert "needs a client certificate" in details
     code, _ = asyncio.run(on_socket(()))
     assert code == grpc.StatusCode.UNAUTHENTICATED
-    # With the identity on the socket the call reaches the agent's logic (no such model).
+    # With the operator's identity on the socket the call passes the role check and reaches
+    # the grant gate: the operator's authority is its signed grant, which this call lacks.
     code, details = asyncio.run(on_socket(spoofed))
-    assert (code, "nothing to roll back" in details) == (grpc.StatusCode.NOT_FOUND, True)
+    assert (code, "carries no grant" in details) == (grpc.StatusCode.PERMISSION_DENIED, True)
+    # The same rule as on a TCP port: a relayed gateway or agent certificate may not command.
+    for pair in (gateway_pki.gateway, identities.issue_agent(gateway_pki.ca, name="edge-g")):
+        code, details = asyncio.run(on_socket((("edgewave-caller-cert-bin", pair.cert_pem),)))
+        assert code == grpc.StatusCode.PERMISSION_DENIED
+        assert "Rollback refused" in details
 
 
 def test_small_calls_and_status_streams_flow_while_a_push_is_paused(

@@ -107,15 +107,31 @@ def test_session_refused_for_non_agent_certificates(
     )
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert "needs an agent's certificate" in details
-    # Signed by the right CA but issued for no role.
-    plain = pki.issue(gateway_pki.ca, common_name="edge-1", client=True)
+    # Signed by the right CA but with no role URI (an Organization names no role).
+    plain = pki.issue(
+        gateway_pki.ca, common_name="edge-1", organization="edgewave-agents", client=True
+    )
     code, details = asyncio.run(
         _session_status(
             gateway_pki, gateway.address, key=plain.key_pem, cert=plain.cert_pem, hello="edge-1"
         )
     )
     assert code == grpc.StatusCode.PERMISSION_DENIED
-    assert "names no single role" in details
+    assert "carries 0 SPIFFE URIs" in details
+    # An agent's URI in another trust domain.
+    foreign = pki.issue(
+        gateway_pki.ca,
+        common_name="edge-1",
+        uris=(identities.agent("edge-1", trust_domain="elsewhere"),),
+        client=True,
+    )
+    code, details = asyncio.run(
+        _session_status(
+            gateway_pki, gateway.address, key=foreign.key_pem, cert=foreign.cert_pem, hello="edge-1"
+        )
+    )
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert "is not in the trust domain 'edgewave'" in details
     # An agent's certificate claiming another agent's name in Hello.
     agent = identities.issue_agent(gateway_pki.ca, name="edge-2")
     code, details = asyncio.run(

@@ -124,7 +124,7 @@ def test_a_gateway_killed_mid_relay_resumes_without_a_second_upload(
             assert done.done and done.resumed_from == kept.verified_offset, done
             assert done.sent_bytes == size - kept.verified_offset, done
             activated = await relay.activate(
-                model=MODEL, version="v1", digest=digest, backend="onnxruntime"
+                model=MODEL, version="v1", digest=digest, backend="onnxruntime", rollout="r1"
             )
             assert activated.model.active_version == "v1"
             described = await relay.describe()

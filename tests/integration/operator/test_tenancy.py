@@ -221,6 +221,7 @@ def _place_for_another_owner(fleet: Fleet, pki: Any, *, agent_id: str, model: st
                 version="9.9.9",
                 digest=digest,
                 backend="onnxruntime",
+                rollout=OTHER_OWNER.uid,
                 owner=OTHER_OWNER,
             )
 
@@ -276,6 +277,6 @@ def test_evictions_by_one_owner_never_touch_anothers_model(
     async def clean_up() -> None:
         for agent_id in ("ue-0", "ew-0"):
             async with _client(fleet, pki, agent_id=agent_id) as client:
-                await client.remove_model(model, owner=OTHER_OWNER)
+                await client.remove_model(model, rollout=OTHER_OWNER.uid, owner=OTHER_OWNER)
 
     asyncio.run(clean_up())

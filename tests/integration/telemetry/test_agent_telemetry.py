@@ -111,7 +111,7 @@ def test_agent_metrics_move_by_what_was_pushed_and_served(
             await client.push(blob)
             await client.push(blob)  # already there: nothing is sent again
             await client.push(model)
-            await client.activate(model="lin", version="1", digest=model.digest,
+            await client.activate(rollout="r1", model="lin", version="1", digest=model.digest,
                                   backend="onnxruntime")  # fmt: skip
 
     asyncio.run(push_and_activate())
@@ -168,7 +168,11 @@ def test_agent_spans_join_the_rollout_trace(pki: testing.Pki, tmp_path: Path) ->
                 ):
                     await client.push(model)
                     await client.activate(
-                        model="lin", version="1", digest=model.digest, backend="onnxruntime"
+                        rollout="r1",
+                        model="lin",
+                        version="1",
+                        digest=model.digest,
+                        backend="onnxruntime",
                     )
         finally:
             await server.stop(grace=0)

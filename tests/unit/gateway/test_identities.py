@@ -15,35 +15,56 @@ from edgewave_proto.gateway.v1 import gateway_pb2 as gw
 CA = pki.new_ca("test-ca")
 
 
-def test_roles_come_from_the_organization() -> None:
-    agent = identities.identify(identities.issue_agent(CA, name="edge-1").cert_pem)
-    assert (agent.role, agent.name) == ("agent", "edge-1")
+def test_roles_come_from_the_spiffe_uri() -> None:
+    agent = identities.of_client_certificate(
+        identities.issue_agent(CA, name="edge-1").cert_pem, trust_domain="edgewave"
+    )
+    assert (agent.role, agent.name) == (identities.Role.AGENT, "edge-1")
     operator = identities.issue_operator(CA, validity=datetime.timedelta(days=1))
-    assert identities.identify(operator.cert_pem).role == "operator"
+    identity = identities.of_client_certificate(operator.cert_pem, trust_domain="edgewave")
+    assert identity.role is identities.Role.OPERATOR
+    # A gateway's serving certificate names its role, and is no client certificate.
+    gateway = identities.issue_gateway(CA, name="gw-1")
+    with pytest.raises(identities.IdentityRefused, match="not issued for clientAuth"):
+        identities.of_client_certificate(gateway.cert_pem, trust_domain="edgewave")
 
 
 @pytest.mark.parametrize(
     ("pair", "match"),
     [
-        (pki.issue(CA, common_name="edge-1", client=True), "names no single role"),
+        # The Organization names no role any more; only the URI does.
         (
-            pki.issue(CA, common_name="x", organization="edgewave-agents", server=True),
-            "client auth",
+            pki.issue(CA, common_name="edge-1", organization="edgewave-agents", client=True),
+            "carries 0 SPIFFE URIs",
         ),
         (
-            pki.issue(CA, common_name="Edge_1", organization="edgewave-agents", client=True),
-            "must be 1-253 characters",
+            pki.issue(CA, common_name="x", uris=(identities.agent("x"),), server=True),
+            "not issued for clientAuth",
+        ),
+        (
+            pki.issue(CA, common_name="x", uris=("spiffe://edgewave/agent/Edge_1/x",), client=True),
+            "names no Edgewave role",
         ),
     ],
 )
 def test_certificates_without_a_usable_role_are_refused(pair: pki.KeyPair, match: str) -> None:
-    with pytest.raises(identities.IdentityError, match=match):
-        identities.identify(pair.cert_pem)
+    with pytest.raises(identities.IdentityRefused, match=match):
+        identities.of_client_certificate(pair.cert_pem, trust_domain="edgewave")
+
+
+def test_names_are_checked_before_they_become_uris() -> None:
+    with pytest.raises(identities.IdentityRefused, match="must be 1-253 characters"):
+        identities.issue_agent(CA, name="edge 1")
+    with pytest.raises(identities.IdentityRefused, match="must be 1-253 characters"):
+        identities.check_name("-x")
 
 
 def test_garbage_is_not_a_certificate() -> None:
-    with pytest.raises(identities.IdentityError, match="not valid PEM"):
-        identities.identify(b"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+    with pytest.raises(identities.IdentityRefused, match="does not parse"):
+        identities.of_client_certificate(
+            b"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n",
+            trust_domain="edgewave",
+        )
 
 
 def test_transport_keys_never_cross_the_tunnel() -> None:

@@ -28,14 +28,16 @@ class RecordingLink:
         self.name = name
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    async def rollback(self, model: str) -> None:
-        self.calls.append(("rollback", {"model": model}))
+    async def rollback(self, model: str, *, rollout: str) -> None:
+        self.calls.append(("rollback", {"model": model, "rollout": rollout}))
 
     async def activate(self, **kwargs: Any) -> None:
         self.calls.append(("activate", kwargs))
 
-    async def remove_model(self, model: str, *, owner: ownership.Owner | None = None) -> None:
-        self.calls.append(("remove_model", {"model": model, "owner": owner}))
+    async def remove_model(
+        self, model: str, *, rollout: str, owner: ownership.Owner | None = None
+    ) -> None:
+        self.calls.append(("remove_model", {"model": model, "rollout": rollout, "owner": owner}))
 
 
 class UnknownLive:
@@ -75,7 +77,7 @@ def revert(method: rollbacks.Method, to_version: str | None = "v1") -> rollbacks
 @pytest.mark.parametrize(
     ("decided", "expected"),
     [
-        (revert(rollbacks.Method.RESTORE), [("rollback", {"model": "m"})]),
+        (revert(rollbacks.Method.RESTORE), [("rollback", {"model": "m", "rollout": "uid-1"})]),
         (
             revert(rollbacks.Method.ACTIVATE),
             [
@@ -86,6 +88,7 @@ def revert(method: rollbacks.Method, to_version: str | None = "v1") -> rollbacks
                         "version": "v1",
                         "digest": "d1",
                         "backend": "onnxruntime",
+                        "rollout": "uid-1",
                         "deadline_seconds": OperatorSettings().activate_timeout_seconds,
                         "owner": OWNER,
                     },
@@ -94,7 +97,7 @@ def revert(method: rollbacks.Method, to_version: str | None = "v1") -> rollbacks
         ),
         (
             revert(rollbacks.Method.REMOVE, to_version=None),
-            [("remove_model", {"model": "m", "owner": OWNER})],
+            [("remove_model", {"model": "m", "rollout": "uid-1", "owner": OWNER})],
         ),
     ],
 )
@@ -104,7 +107,7 @@ def test_a_revert_with_unknown_live_state_does_what_was_decided(
     fleet = UnknownLive()
     executor = executing.Executor(links=fleet, settings=OperatorSettings())
     batch = stepping.RevertBatch(reverts=(decided,))
-    failures = asyncio.run(executor.revert(batch, owner=OWNER))
+    failures = asyncio.run(executor.revert(batch, rollout="uid-1", owner=OWNER))
     assert failures == {}
     assert fleet.agents["a"].calls == expected
     assert fleet.refreshed == ["a"]
@@ -117,5 +120,5 @@ def test_an_agent_with_a_previous_version_is_never_stripped_of_the_model() -> No
         revert(method) for method in (rollbacks.Method.RESTORE, rollbacks.Method.ACTIVATE)
     )
     for one in reverts:
-        asyncio.run(executor.revert(stepping.RevertBatch(reverts=(one,))))
+        asyncio.run(executor.revert(stepping.RevertBatch(reverts=(one,)), rollout="uid-1"))
     assert [name for name, _ in fleet.agents["a"].calls] == ["rollback", "activate"]

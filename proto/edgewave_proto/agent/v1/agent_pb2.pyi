@@ -4,9 +4,11 @@ isort:skip_file
 The one gRPC contract between the Edgewave operator and its edge agents.
 
 Mutating calls (Push, Activate, Rollback, Remove, Build) are served only to clients
-that present a certificate signed by the operator's CA (the agent's control port,
-mTLS). Read-only calls (Describe, Stat, WatchStatus) are also served on the serving
-port to TLS clients without a certificate.
+whose certificate, signed by the operator's CA, names the operator or a gateway
+(spiffe://<trust-domain>/operator, .../gateway/<name>; the agent's control port, mTLS);
+Activate, Rollback, Remove and Build also need a Grant signed by the operator.
+Describe on the serving port (TLS, no client certificate) answers only what inference
+clients need; Stat and WatchStatus there need the control identity.
 
 Digests are sha256 of the artifact bytes, written as 64 lowercase hex characters.
 """
@@ -178,6 +180,26 @@ class DescribeResponse(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class GrantSequencesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     AGENT_ID_FIELD_NUMBER: _builtins.int
     REGION_FIELD_NUMBER: _builtins.int
     ZONE_FIELD_NUMBER: _builtins.int
@@ -191,6 +213,7 @@ class DescribeResponse(_message.Message):
     ARTIFACTS_FIELD_NUMBER: _builtins.int
     MODELS_FIELD_NUMBER: _builtins.int
     AGENT_VERSION_FIELD_NUMBER: _builtins.int
+    GRANT_SEQUENCES_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     region: _builtins.str
     zone: _builtins.str
@@ -209,6 +232,12 @@ class DescribeResponse(_message.Message):
     def artifacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Artifact]: ...
     @_builtins.property
     def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelStatus]: ...
+    @_builtins.property
+    def grant_sequences(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """The highest grant sequence this agent accepted, per model (removed models included):
+        the operator signs its next grant for a model above it.
+        """
+
     def __init__(
         self,
         *,
@@ -225,10 +254,11 @@ class DescribeResponse(_message.Message):
         artifacts: _abc.Iterable[Global___Artifact] | None = ...,
         models: _abc.Iterable[Global___ModelStatus] | None = ...,
         agent_version: _builtins.str = ...,
+        grant_sequences: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_version", b"agent_version", "artifacts", b"artifacts", "disk_free_bytes", b"disk_free_bytes", "gpus", b"gpus", "jurisdiction", b"jurisdiction", "labels", b"labels", "models", b"models", "region", b"region", "runtimes", b"runtimes", "store_quota_bytes", b"store_quota_bytes", "store_used_bytes", b"store_used_bytes", "zone", b"zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_version", b"agent_version", "artifacts", b"artifacts", "disk_free_bytes", b"disk_free_bytes", "gpus", b"gpus", "grant_sequences", b"grant_sequences", "jurisdiction", b"jurisdiction", "labels", b"labels", "models", b"models", "region", b"region", "runtimes", b"runtimes", "store_quota_bytes", b"store_quota_bytes", "store_used_bytes", b"store_used_bytes", "zone", b"zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -365,6 +395,36 @@ class PushResponse(_message.Message):
 Global___PushResponse: _TypeAlias = PushResponse  # noqa: Y015
 
 @_typing.final
+class Grant(_message.Message):
+    """The operator's permission for one mutating call on one agent, see edgewave_api.grants:
+    canonical JSON naming the action, the agent, the rollout (uid, and its namespace/name as
+    the owner), the model, version, digest, backend (as relevant), a per-model sequence and an
+    expiry, and the operator's Ed25519 signature over those bytes. The agent refuses a grant
+    whose fields differ from the request's (the owner included), that names another agent,
+    that has expired, or whose sequence is not above the highest it accepted for the model.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    payload: _builtins.bytes
+    signature: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        payload: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Grant: _TypeAlias = Grant  # noqa: Y015
+
+@_typing.final
 class ModelOwner(_message.Message):
     """Who a served model belongs to: the ModelRollout that put it on the agent. The KServe
     serving name stays the model name; the owner is recorded beside it, per model.
@@ -404,24 +464,23 @@ class ActivateRequest(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     DIGEST_FIELD_NUMBER: _builtins.int
     BACKEND_FIELD_NUMBER: _builtins.int
-    SIGNATURE_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
+    GRANT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     version: _builtins.str
     digest: _builtins.str
     backend: _builtins.str
     """"onnxruntime", "tensorrt" or "tensorrt-rtx"."""
-    signature: _builtins.bytes
-    """Ed25519 signature by the operator over the canonical encoding of
-    (model, version, digest, backend); see edgewave_api.signing.
-    """
     @_builtins.property
     def owner(self) -> Global___ModelOwner:
-        """The rollout this activation is for. The agent records it for the model on the first
-        activation and refuses (FAILED_PRECONDITION, naming the owner) an activation for a
-        model another owner holds, or one without an owner for a model that has one.
+        """The rollout this activation is for. The agent takes the owner from the grant (which
+        binds it); when this field is set it must equal the grant's (INVALID_ARGUMENT otherwise).
+        The agent records the owner for the model on the first activation and refuses
+        (FAILED_PRECONDITION, naming the owner) an activation for a model another owner holds.
         """
 
+    @_builtins.property
+    def grant(self) -> Global___Grant: ...
     def __init__(
         self,
         *,
@@ -429,12 +488,12 @@ class ActivateRequest(_message.Message):
         version: _builtins.str = ...,
         digest: _builtins.str = ...,
         backend: _builtins.str = ...,
-        signature: _builtins.bytes = ...,
         owner: Global___ModelOwner | None = ...,
+        grant: Global___Grant | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["owner", b"owner"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant", "owner", b"owner"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "digest", b"digest", "model", b"model", "owner", b"owner", "signature", b"signature", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "digest", b"digest", "grant", b"grant", "model", b"model", "owner", b"owner", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -473,15 +532,19 @@ class RollbackRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
+    GRANT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    @_builtins.property
+    def grant(self) -> Global___Grant: ...
     def __init__(
         self,
         *,
         model: _builtins.str = ...,
+        grant: Global___Grant | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant", "model", b"model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -519,6 +582,7 @@ class RemoveRequest(_message.Message):
     DIGEST_FIELD_NUMBER: _builtins.int
     ALL_VERSIONS_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
+    GRANT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     version: _builtins.str
     digest: _builtins.str
@@ -526,10 +590,13 @@ class RemoveRequest(_message.Message):
     """The whole model, the serving versions included."""
     @_builtins.property
     def owner(self) -> Global___ModelOwner:
-        """When set, the removal is refused (FAILED_PRECONDITION) unless this rollout owns the
-        model (or no owner is recorded), so one owner's eviction never touches another's model.
+        """When set, it must equal the grant's owner (INVALID_ARGUMENT otherwise). The removal is
+        refused (FAILED_PRECONDITION) unless the grant's owner owns the model (or no owner is
+        recorded), so one owner's eviction never touches another's model.
         """
 
+    @_builtins.property
+    def grant(self) -> Global___Grant: ...
     def __init__(
         self,
         *,
@@ -538,10 +605,11 @@ class RemoveRequest(_message.Message):
         digest: _builtins.str = ...,
         all_versions: _builtins.bool = ...,
         owner: Global___ModelOwner | None = ...,
+        grant: Global___Grant | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["all_versions", b"all_versions", "digest", b"digest", "owner", b"owner", "target", b"target", "version", b"version"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["all_versions", b"all_versions", "digest", b"digest", "grant", b"grant", "owner", b"owner", "target", b"target", "version", b"version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_versions", b"all_versions", "digest", b"digest", "model", b"model", "owner", b"owner", "target", b"target", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_versions", b"all_versions", "digest", b"digest", "grant", b"grant", "model", b"model", "owner", b"owner", "target", b"target", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["version", "digest", "all_versions"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
@@ -751,6 +819,7 @@ class BuildRequest(_message.Message):
 
     SPEC_JSON_FIELD_NUMBER: _builtins.int
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    GRANT_FIELD_NUMBER: _builtins.int
     spec_json: _builtins.str
     """The build key as the compiler's canonical JSON (edgewave_compiler.keys.BuildKey):
     model_sha256, backend, backend_version, compute_capability, precision, profiles,
@@ -758,15 +827,18 @@ class BuildRequest(_message.Message):
     """
     timeout_seconds: _builtins.float
     """Stop the build after this long; 0 means no limit."""
+    @_builtins.property
+    def grant(self) -> Global___Grant: ...
     def __init__(
         self,
         *,
         spec_json: _builtins.str = ...,
         timeout_seconds: _builtins.float = ...,
+        grant: Global___Grant | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["spec_json", b"spec_json", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant", "spec_json", b"spec_json", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -105,7 +105,7 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Activate(self, request, context):
-        """Verify the operator's signature, check fit, load, warm up, probe, swap atomically.
+        """Check the operator's grant, check fit, load, warm up, probe, swap atomically.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -4,9 +4,11 @@ isort:skip_file
 The one gRPC contract between the Edgewave operator and its edge agents.
 
 Mutating calls (Push, Activate, Rollback, Remove, Build) are served only to clients
-that present a certificate signed by the operator's CA (the agent's control port,
-mTLS). Read-only calls (Describe, Stat, WatchStatus) are also served on the serving
-port to TLS clients without a certificate.
+whose certificate, signed by the operator's CA, names the operator or a gateway
+(spiffe://<trust-domain>/operator, .../gateway/<name>; the agent's control port, mTLS);
+Activate, Rollback, Remove and Build also need a Grant signed by the operator.
+Describe on the serving port (TLS, no client certificate) answers only what inference
+clients need; Stat and WatchStatus there need the control identity.
 
 Digests are sha256 of the artifact bytes, written as 64 lowercase hex characters.
 """
@@ -51,7 +53,7 @@ class AgentServiceStub:
     a write. An already stored artifact is answered at once (already_present).
     """
     Activate: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ActivateRequest, _agent_pb2.ActivateResponse]
-    """Verify the operator's signature, check fit, load, warm up, probe, swap atomically."""
+    """Check the operator's grant, check fit, load, warm up, probe, swap atomically."""
     Rollback: _grpc.UnaryUnaryMultiCallable[_agent_pb2.RollbackRequest, _agent_pb2.RollbackResponse]
     """Make the previous version of a model active again."""
     Remove: _grpc.UnaryUnaryMultiCallable[_agent_pb2.RemoveRequest, _agent_pb2.RemoveResponse]
@@ -81,7 +83,7 @@ class AgentServiceAsyncStub(AgentServiceStub):
     a write. An already stored artifact is answered at once (already_present).
     """
     Activate: _aio.UnaryUnaryMultiCallable[_agent_pb2.ActivateRequest, _agent_pb2.ActivateResponse]  # type: ignore[assignment]
-    """Verify the operator's signature, check fit, load, warm up, probe, swap atomically."""
+    """Check the operator's grant, check fit, load, warm up, probe, swap atomically."""
     Rollback: _aio.UnaryUnaryMultiCallable[_agent_pb2.RollbackRequest, _agent_pb2.RollbackResponse]  # type: ignore[assignment]
     """Make the previous version of a model active again."""
     Remove: _aio.UnaryUnaryMultiCallable[_agent_pb2.RemoveRequest, _agent_pb2.RemoveResponse]  # type: ignore[assignment]
@@ -132,7 +134,7 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_pb2.ActivateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.ActivateResponse, _abc.Awaitable[_agent_pb2.ActivateResponse]]:
-        """Verify the operator's signature, check fit, load, warm up, probe, swap atomically."""
+        """Check the operator's grant, check fit, load, warm up, probe, swap atomically."""
 
     @_abc_1.abstractmethod
     def Rollback(

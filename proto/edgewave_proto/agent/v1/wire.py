@@ -4,7 +4,8 @@ Hand-written (like `pushwire`), next to the generated code so the operator and t
 import one definition instead of repeating string literals:
 
 - gRPC metadata keys the agent sets and the operator reads (a push's resume offset, the
-  offset an out-of-order chunk should have had, how long to wait before retrying), and
+  offset an out-of-order chunk should have had, how long to wait before retrying, the
+  highest grant sequence behind a stale grant's refusal), and
   those an edge gateway adds (which agent a call is for, who the verified caller is);
 - `VersionState`, what an agent does with a version it stores, in the agent's own words;
   each member is the wire enum value `VERSION_STATE_<NAME>` (`wire_name`; a test pins
@@ -28,6 +29,8 @@ EXPECTED_OFFSET_KEY = "edgewave-expected-offset"
 """Trailing metadata of a refused chunk: the offset the agent expected."""
 RETRY_AFTER_KEY = "edgewave-retry-after"
 """Trailing metadata of a temporary refusal: seconds to wait before trying again."""
+HIGHEST_SEQUENCE_KEY = "edgewave-highest-sequence"
+"""Trailing metadata of a stale grant: the highest sequence the agent accepted for the model."""
 GATEWAY_ROUTE_KEY = "edgewave-agent"
 """Metadata of a call to an edge gateway: the agent it relays the call to."""
 CALLER_CERT_KEY = "edgewave-caller-cert-bin"
