@@ -13,7 +13,10 @@ default gives the top of a heap back as soon as more than twice the largest free
 free there, so with a few chunks written behind the network a third of every push was
 faulted in afresh (23,000 page faults per 256 MiB). The agent fixes the thresholds
 (`reuse_freed_memory`): messages up to its largest are taken from the heap, and up to
-`KEEP_FREE_BYTES` free at a heap's top stay there until the push ends and is trimmed.
+`KEEP_FREE_BYTES` free at a heap's top stay there for the next chunks. malloc_trim gives
+back the main heap's top and the free pages inside every heap, but not the top of the
+other arenas' heaps (gRPC's threads): after a push the agent keeps up to that much more
+(measured 8-11 MiB after four pushes of 4 MiB chunks, against -6 to +5 before).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 
-# Free bytes a heap keeps at its top for the next chunks (per malloc arena), until trimmed.
-KEEP_FREE_BYTES = 16 << 20
+# Free bytes a heap keeps at its top for the next chunks (per malloc arena). 16 MiB cut
+# page faults by 69% but kept 31-49 MiB after four pushes of 4 MiB chunks; 8 MiB, 43%.
+KEEP_FREE_BYTES = 8 << 20
 # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit systems.
 _MMAP_THRESHOLD_MAX = 32 << 20
 _M_TRIM_THRESHOLD = -1
