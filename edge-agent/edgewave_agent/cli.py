@@ -55,7 +55,7 @@ def serve(
     trace_endpoint: Annotated[str | None, typer.Option(help="OTLP collector endpoint")] = None,
 ) -> None:
     """Run an agent until SIGTERM or SIGINT (graceful shutdown)."""
-    from edgewave_agent import settings
+    from edgewave_agent import memory, settings
     from edgewave_agent.metrics import AgentMetrics
     from edgewave_agent.server import AgentServer
     from edgewave_api.telemetry import interceptors, logs, tracing
@@ -78,6 +78,7 @@ def serve(
         },
     }
     agent_config = settings.load(config, overrides)
+    memory.reuse_freed_memory(largest_message=int(agent_config.max_message_bytes))
     telemetry = agent_config.telemetry
     logs.setup_logging(fmt=telemetry.log_format, level=log_level)
     tracing.setup_tracing(
