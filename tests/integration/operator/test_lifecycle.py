@@ -230,6 +230,8 @@ def test_undo_returns_to_the_previous_version_wave_by_wave(
         until(lambda v=version: status(fleet, "undone").get("phase") == "Succeeded"
               and status(fleet, "undone").get("currentVersion") == v, what=version)  # fmt: skip
     watcher = watch("mro/undone", "-n", fleet.namespace)
+    # The watch lists the object first: once that is seen, no later write can be missed.
+    until(lambda: bool(watcher.seen()), what="the watch to start")
     undo = edgewave(fleet, "rollout", "undo", "undone")
     assert undo.returncode == 0, undo.stderr
     assert "going back to 1.0.0, wave by wave" in undo.stdout
