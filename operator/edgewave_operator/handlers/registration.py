@@ -24,7 +24,9 @@ from pydantic import ValidationError
 
 from edgewave_api import edgeagent, meta, residencypolicy
 from edgewave_api.errors import EdgewaveError
-from edgewave_operator.handlers.rollouts import RolloutWorker, _values, pin_owner
+from edgewave_operator.agents import acting
+from edgewave_operator.handlers import daemons
+from edgewave_operator.handlers.rollouts import RolloutWorker
 from edgewave_operator.handlers.runtime import Runtime
 from edgewave_operator.kube import events
 from edgewave_operator.planning import ownership, reconciling, unreadable
@@ -172,7 +174,7 @@ async def rollout_deleted(
     ref = events.ObjectRef(kind="ModelRollout", name=name, namespace=namespace, uid=uid)
     keep = str(annotations.get(settings.keep_models_annotation, "")).lower() == "true"
     problems: dict[str, EdgewaveError] = {}
-    fleet_views = runtime.inventory.views(_values(fleet))
+    fleet_views = runtime.inventory.views(daemons.values(fleet))
     owner = ownership.Owner(namespace=namespace or "", name=name, uid=uid)
     for holder in reconciling.holders(model=model, fleet=fleet_views, keep=keep, owner=owner):
         problem = await runtime.executor.remove_model(holder, model=model, rollout=uid, owner=owner)
@@ -197,7 +199,7 @@ async def rollout_deleted(
         message=notice.message,
         now=runtime.clock(),
     )
-    await runtime.gateways.pin(pin_owner(uid), ())
+    await runtime.gateways.pin(acting.pin_owner(uid), ())
     try:
         runtime.builds.forget(uid)
     except (EdgewaveError, OSError) as error:
