@@ -49,15 +49,16 @@ app.kubernetes.io/component: operator
 {{- end -}}
 
 {{/* The webhook Service and the Secret holding its serving certificate. */}}
+{{- /* Suffixed names cut the fullname first, so the suffix survives at the 63-character limit. */}}
 {{- define "edgewave-operator.webhookServiceName" -}}
-{{- printf "%s-webhook" (include "edgewave-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-webhook" (include "edgewave-operator.fullname" . | trunc 50 | trimSuffix "-") -}}
 {{- end -}}
 
 {{- define "edgewave-operator.webhookSecretName" -}}
 {{- if eq .Values.webhook.tls.mode "existingSecret" -}}
 {{- required "webhook.tls.existingSecret is required when webhook.tls.mode is existingSecret" .Values.webhook.tls.existingSecret -}}
 {{- else -}}
-{{- printf "%s-webhook-tls" (include "edgewave-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-webhook-tls" (include "edgewave-operator.fullname" . | trunc 50 | trimSuffix "-") -}}
 {{- end -}}
 {{- end -}}
 
@@ -110,11 +111,11 @@ app.kubernetes.io/component: gateway
 
 {{/* Gateways: the embedded one's Service, each standalone one's name and address. */}}
 {{- define "edgewave-operator.gatewayServiceName" -}}
-{{- printf "%s-gateway" (include "edgewave-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-gateway" (include "edgewave-operator.fullname" . | trunc 50 | trimSuffix "-") -}}
 {{- end -}}
 
 {{- define "edgewave-operator.gatewayName" -}}
-{{- printf "%s-%s" (include "edgewave-operator.fullname" .root) .gateway.name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" (include "edgewave-operator.fullname" .root | trunc 30 | trimSuffix "-") .gateway.name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{/* {"name": "host:port", ...}: the standalone gateways the operator reaches agents through. */}}
