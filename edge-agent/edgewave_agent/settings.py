@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
 from pydantic import (
     BaseModel,
     ByteSize,
@@ -21,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from edgewave_api import identities
+from edgewave_api import configfiles, identities
 from edgewave_api.errors import PermanentError
 from edgewave_api.telemetry import logs, tracing
 
@@ -288,15 +287,7 @@ def load(path: Path | None, overrides: Mapping[str, Any] | None = None) -> Agent
     data: dict[str, Any] = {}
     source = str(path) if path is not None else "flags"
     if path is not None:
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except OSError as error:
-            raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"config {path} is not valid YAML: {error}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config {path} must be a mapping at the top level")
-        data = loaded or {}
+        data = configfiles.read_mapping(path, error=ConfigError)
     data = _merge(data, _drop_none(overrides or {}))
     return parse(data, source=source)
 

@@ -9,10 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_validator
 
-from edgewave_api import identities
+from edgewave_api import configfiles, identities
 from edgewave_api.errors import PermanentError
 
 MiB = 1 << 20
@@ -102,13 +101,5 @@ def load(path: Path | None, overrides: Mapping[str, Any] | None = None) -> Gatew
     """Read `path` (YAML), apply `overrides` (nested dict; None values ignored), validate."""
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except OSError as error:
-            raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"config {path} is not valid YAML: {error}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config {path} must be a mapping at the top level")
-        data = loaded or {}
+        data = configfiles.read_mapping(path, error=ConfigError)
     return parse(_merge(data, overrides or {}), source=str(path) if path else "flags")

@@ -42,3 +42,26 @@ def test_agent_gateway_mode_needs_tls_and_an_address(tmp_path: Path) -> None:
         agent_settings.parse({**base, "gateway": {"address": "gw:7444"}})
     with pytest.raises(agent_settings.ConfigError, match=r"gateway\.address"):
         agent_settings.parse({**base, "insecure": False, "gateway": {"address": "no port"}})
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("name: [unclosed", "is not valid YAML"),
+        ("- a list", "must be a mapping at the top level"),
+    ],
+)
+def test_a_bad_gateway_config_file_is_one_line_naming_it(
+    tmp_path: Path, text: str, match: str
+) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text)
+    with pytest.raises(settings.ConfigError, match=match) as refused:
+        settings.load(path)
+    assert str(path) in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_missing_gateway_config_file_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+    with pytest.raises(settings.ConfigError, match=r"cannot read config .*absent\.yaml"):
+        settings.load(path)
