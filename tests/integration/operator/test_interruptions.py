@@ -83,7 +83,7 @@ def test_pausing_mid_rollout_stops_new_pushes_and_resuming_continues_from_that_w
     waves = _waves(status)
     assert waves["canary"] in ("Progressing", "Verifying", "Succeeded"), waves
     assert waves["eu"] == waves["us"] == "Pending", waves
-    assert _condition(status, "Progressing")["reason"] == "Paused"
+    assert _condition(status, "Progressing")["reason"] == "PausedInSpec"
     # While paused, nothing new is pushed, to any agent, however long it stays paused.
     seen = len(spy.records)
     deadline = time.monotonic() + QUIET_SECONDS
@@ -152,12 +152,14 @@ def test_an_agent_killed_mid_wave_is_reported_and_the_rollout_ends_at_its_unreac
             sha256=sha, waves=WAVES, progressDeadlineSeconds=15, unreachableTimeoutSeconds=15,
         )
     )  # fmt: skip
-    # eu-central's wave updates one agent at a time, by name: ec-0, ec-1, then ec-9.
+    # Killed once the rollout runs (the canary wave's first push), so it is certainly not
+    # updated yet: killing it at its own wave's first push raced its update on an idle
+    # machine, where the eu wave updates all three agents within a second.
     until(
-        lambda: any(r.agent.startswith("ec") for r in spy.records[before:]),
-        what="the eu wave's first push",
+        lambda: any(r.agent.startswith("ew") for r in spy.records[before:]),
+        what="the canary wave's first push",
     )
-    process.kill()  # SIGKILL, mid-wave: its turn has not come yet
+    process.kill()  # SIGKILL, mid-rollout: its wave has not reached it yet
 
     # The operator notices: the agent is not Reachable, with the error it got.
     def reachable() -> dict[str, Any]:
