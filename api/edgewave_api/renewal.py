@@ -28,7 +28,8 @@ from edgewave_api.errors import PermanentError
 
 PURPOSE = b"edgewave.renewal.v1\n"
 RENEW_WHEN_LEFT = 1 / 3
-DEFAULT_VALIDITY = datetime.timedelta(days=90)
+MAX_VALIDITY = datetime.timedelta(days=398)
+"""The longest a renewed certificate lives (the CA/Browser Forum's ceiling for TLS)."""
 
 
 class RenewalRefused(PermanentError):
@@ -46,8 +47,14 @@ class RenewalRequest:
 def due(cert_pem: bytes, *, now: datetime.datetime) -> bool:
     """Whether a certificate should be renewed now (RENEW_WHEN_LEFT of its life left)."""
     cert = x509.load_pem_x509_certificate(cert_pem)
-    life = cert.not_valid_after_utc - cert.not_valid_before_utc
-    return now >= cert.not_valid_after_utc - life * RENEW_WHEN_LEFT
+    return due_between(cert.not_valid_before_utc, cert.not_valid_after_utc, now=now)
+
+
+def due_between(
+    not_before: datetime.datetime, not_after: datetime.datetime, *, now: datetime.datetime
+) -> bool:
+    """`due` for a certificate known only by its validity (as an agent's Describe reports it)."""
+    return now >= not_after - (not_after - not_before) * RENEW_WHEN_LEFT
 
 
 def request(current: pki.KeyPair) -> tuple[bytes, RenewalRequest]:
@@ -92,9 +99,12 @@ def sign(
     *,
     trust_domain: str,
     now: datetime.datetime,
-    validity: datetime.timedelta = DEFAULT_VALIDITY,
+    validity: datetime.timedelta | None = None,
 ) -> tuple[identities.Identity, bytes]:
     """Authority side: the agent the request proves to be, and its new certificate (PEM).
+
+    It lives `validity`, by default as long as the current one (at most MAX_VALIDITY): a
+    fixed shorter life could end before the current certificate, which the agent refuses.
 
     Refused unless the current certificate is from `ca`, valid now and names an agent; the
     proof verifies with its key over this CSR; and the CSR's own signature verifies.
@@ -126,6 +136,8 @@ def sign(
             " current certificate may renew it"
         ) from None
     names = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    if validity is None:
+        validity = min(current.not_valid_after_utc - current.not_valid_before_utc, MAX_VALIDITY)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     cert = (

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 
 from edgewave_agent import inventory, tunnelling
+from edgewave_agent.identity import AgentIdentity
 from edgewave_agent.settings import AgentConfig
 from edgewave_proto.gateway.v1 import gateway_pb2 as gw
 
@@ -45,6 +46,7 @@ class GatewayDialer:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        identity: AgentIdentity | None = None,
     ) -> None:
         assert config.gateway is not None
         self._config = config
@@ -55,11 +57,15 @@ class GatewayDialer:
         self.session_id = ""
         self.sessions_opened = 0
         self._calls: set[asyncio.Task[None]] = set()
+        self._identity = identity
 
     def _credentials(self) -> grpc.ChannelCredentials:
         tls = self._config.tls
         assert tls.cert_file and tls.key_file and tls.client_ca_file
         ca = self._link.ca_file or tls.client_ca_file
+        if self._identity is not None:  # its renewed pair, if it has one
+            current = self._identity.current()
+            return grpc.ssl_channel_credentials(ca.read_bytes(), current.key_pem, current.cert_pem)
         return grpc.ssl_channel_credentials(
             ca.read_bytes(), tls.key_file.read_bytes(), tls.cert_file.read_bytes()
         )

@@ -32,6 +32,7 @@ from edgewave_agent import (
     dialing,
     files,
     gatewaytrust,
+    identity,
     inference,
     inventory,
     observers,
@@ -122,18 +123,39 @@ class AgentServer:
         self.serving_port: int | None = None
         self.problems: list[str] = []
         self.core: service.AgentCore | None = None
+        self.identity: identity.AgentIdentity | None = None
         # Gateway mode: the session with the gateway, and the socket AgentService is on.
         self.dialer: dialing.GatewayDialer | None = None
         self._dialing: asyncio.Task[None] | None = None
 
     def _credentials(self) -> tuple[grpc.ServerCredentials, grpc.ServerCredentials]:
+        """Both ports' TLS, re-read from `identity` at each handshake once it is renewed."""
         tls = self.config.tls
-        assert tls.cert_file and tls.key_file and tls.client_ca_file
-        pair = [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())]
-        control = grpc.ssl_server_credentials(
-            pair, root_certificates=tls.client_ca_file.read_bytes(), require_client_auth=True
-        )
-        return control, grpc.ssl_server_credentials(pair)
+        own = self.identity
+        assert own is not None and tls.client_ca_file
+        client_ca = tls.client_ca_file.read_bytes()
+
+        def dynamic(roots: bytes | None) -> grpc.ServerCredentials:
+            seen = [own.generation]
+
+            def configuration() -> Any:
+                current = own.current()
+                return grpc.ssl_server_certificate_configuration(
+                    [(current.key_pem, current.cert_pem)], root_certificates=roots
+                )
+
+            def fetch() -> Any:
+                # Called by gRPC core for every handshake: cheap unless the pair changed.
+                if own.generation == seen[0]:
+                    return None
+                seen[0] = own.generation
+                return configuration()
+
+            return grpc.dynamic_ssl_server_credentials(
+                configuration(), fetch, require_client_authentication=roots is not None
+            )
+
+        return dynamic(client_ca), dynamic(None)
 
     def _bind(self, server: grpc.aio.Server, serving_server: grpc.aio.Server | None) -> None:
         listen = self.config.listen
@@ -186,6 +208,17 @@ class AgentServer:
             max_uploads=config.store.max_concurrent_pushes,
             idle_upload_seconds=config.store.idle_push_seconds,
         )
+        if not config.insecure:
+            tls = config.tls
+            assert tls.cert_file and tls.key_file and tls.client_ca_file
+            self.identity = identity.AgentIdentity(
+                agent_id=config.agent_id,
+                trust_domain=tls.trust_domain,
+                cert_file=tls.cert_file,
+                key_file=tls.key_file,
+                ca_file=tls.client_ca_file,
+                directory=config.data_dir / "identity",
+            )
         installed = _installed_backends(self._threads)
         gpus = list(self._gpus) if self._gpus is not None else inventory.gpus(config.gpus)
         serving = Serving(
@@ -206,6 +239,7 @@ class AgentServer:
             clock=self._clock,
             runtimes=dict(_runtimes()),
             observer=self.observer,
+            identity=self.identity,
         )
         agent_servicer = service.AgentServicer(self.core)
         self._inference = inference.InferenceServicer(self.core, limits=config.inference)
@@ -246,7 +280,7 @@ class AgentServer:
         for name in HEALTH_SERVICES:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if config.gateway is not None:
-            self.dialer = dialing.GatewayDialer(config, clock=self._clock)
+            self.dialer = dialing.GatewayDialer(config, clock=self._clock, identity=self.identity)
             self._dialing = asyncio.create_task(self.dialer.run())
         log.info(
             "agent %s ready: control port %d, serving port %s",

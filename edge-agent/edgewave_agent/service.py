@@ -24,6 +24,7 @@ from edgewave_agent import (
     authorizing,
     building,
     errors,
+    identity,
     inventory,
     memory,
     observers,
@@ -73,6 +74,8 @@ class AgentCore:
     clock: Callable[[], float] = time.time
     runtimes: dict[str, str] = field(default_factory=dict)
     observer: observers.Observer = field(default_factory=observers.NullObserver)
+    # This agent's certificate and its renewal (None: plaintext, --insecure).
+    identity: identity.AgentIdentity | None = None
 
     @property
     def insecure(self) -> bool:
@@ -279,6 +282,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             models=[model_status(v) for v in views],
             agent_version=inventory.agent_version(),
             grant_sequences=core.serving.grant_sequences(),
+            **_certificate_validity(core.identity),
         )
 
     async def Stat(
@@ -504,3 +508,51 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             log=built.log,
             key_digest=built.key_digest,
         )
+
+    async def RequestRenewal(
+        self, request: pb.RequestRenewalRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RequestRenewalResponse:
+        core = self._core
+        await require_control_identity(core, context, method="RequestRenewal", ready=False)
+        own = await _own_identity(core, context)
+        renewal = await asyncio.to_thread(own.request_renewal)
+        return pb.RequestRenewalResponse(
+            csr_pem=renewal.csr_pem, current_cert_pem=renewal.current_cert_pem, proof=renewal.proof
+        )
+
+    async def InstallCertificate(
+        self, request: pb.InstallCertificateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.InstallCertificateResponse:
+        core = self._core
+        await require_control_identity(core, context, method="InstallCertificate", ready=False)
+        own = await _own_identity(core, context)
+        try:
+            installed = await asyncio.to_thread(own.install, request.cert_pem)
+        except errors.AgentError as error:
+            await abort_with(context, error)
+        return pb.InstallCertificateResponse(
+            not_after_unix_seconds=int(installed.not_after.timestamp())
+        )
+
+
+async def _own_identity(
+    core: AgentCore, context: grpc.aio.ServicerContext[Any, Any]
+) -> identity.AgentIdentity:
+    if core.identity is None:
+        await abort_with(
+            context,
+            errors.InvalidRequest(
+                "this agent runs without TLS (--insecure): it has no certificate"
+            ),
+        )
+    return core.identity
+
+
+def _certificate_validity(own: identity.AgentIdentity | None) -> dict[str, int]:
+    if own is None:
+        return {}
+    current = own.current()
+    return {
+        "certificate_not_before_unix_seconds": int(current.not_before.timestamp()),
+        "certificate_not_after_unix_seconds": int(current.not_after.timestamp()),
+    }

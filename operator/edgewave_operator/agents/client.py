@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from edgewave_api import grants, signing
+from edgewave_api import grants, renewal, signing
 from edgewave_api.errors import EdgewaveError, PermanentError
 from edgewave_api.telemetry import interceptors, spans
 from edgewave_operator.agents import errors
@@ -183,6 +184,32 @@ class AgentClient:
         if self.agent_id is None and answer.agent_id:
             self.agent_id = answer.agent_id
         return answer
+
+    async def renew_certificate(
+        self, certify: Callable[[renewal.RenewalRequest], bytes]
+    ) -> datetime.datetime:
+        """Renew the agent's certificate over this link: its request, `certify`, install.
+
+        `certify` (the operator's CA) checks the request and signs; it raises
+        `renewal.RenewalRefused` for a request that does not prove who it is for.
+        Returns the new certificate's expiry.
+        """
+        with self._translated("RequestRenewal"):
+            asked = await self._stub.RequestRenewal(
+                pb.RequestRenewalRequest(), timeout=self.timeout, metadata=self._route
+            )
+        cert_pem = certify(
+            renewal.RenewalRequest(
+                csr_pem=asked.csr_pem, current_cert_pem=asked.current_cert_pem, proof=asked.proof
+            )
+        )
+        with self._translated("InstallCertificate"):
+            installed = await self._stub.InstallCertificate(
+                pb.InstallCertificateRequest(cert_pem=cert_pem),
+                timeout=self.timeout,
+                metadata=self._route,
+            )
+        return datetime.datetime.fromtimestamp(installed.not_after_unix_seconds, datetime.UTC)
 
     def _note_sequence(self, model: str, sequence: int) -> None:
         self._sequences[model] = max(self._sequences.get(model, 0), sequence)

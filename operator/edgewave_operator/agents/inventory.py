@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from edgewave_api import edgeagent
+from edgewave_api import edgeagent, renewal
 from edgewave_api.errors import EdgewaveError
 from edgewave_operator import metrics as operator_metrics
 from edgewave_operator.agents import client as agent_client
@@ -34,11 +34,14 @@ from edgewave_operator.agents import describing, errors, gatewayed, links
 from edgewave_operator.planning import heartbeats, parsing
 from edgewave_operator.planning import views as planning_views
 from edgewave_operator.settings import OperatorSettings
+from edgewave_proto.agent.v1 import agent_pb2 as pb
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime.datetime]
 TlsFor = Callable[[edgeagent.EdgeAgent], Awaitable[agent_client.ClientTls | None]]
 """The client TLS material to reach an agent (None: plaintext, `insecure_agents`)."""
+Certify = Callable[[renewal.RenewalRequest], bytes]
+"""The operator's CA checking and signing an agent's renewal request (`renewal.sign`)."""
 RenewTlsFor = Callable[[edgeagent.EdgeAgent], Callable[[], agent_client.ClientTls] | None]
 """How a client to an agent picks up a renewed certificate (None: its TLS never changes)."""
 
@@ -74,7 +77,10 @@ class Inventory:
         clock: Clock = utcnow,
         metrics: operator_metrics.OperatorMetrics | None = None,
         gateways: gatewayed.Gateways | None = None,
+        certify: Certify | None = None,
     ) -> None:
+        """`certify`: renew agents' certificates with it when due (None: never)."""
+        self._certify = certify
         self._metrics = metrics
         self.gateways = gateways
         self._records = records
@@ -266,7 +272,8 @@ class Inventory:
         generation = agent.metadata.generation
         previous = self.live.get(name) or self._written.get(name)
         try:
-            answer = await (await self.client(name)).describe()
+            client = await self.client(name)
+            answer = await client.describe()
         except EdgewaveError as error:
             status = describing.unreachable(
                 previous=previous, error=str(error), generation=generation, now=self._clock()
@@ -284,6 +291,7 @@ class Inventory:
             )
             self._failures.pop(name, None)
             delay = self._settings.probe_interval_seconds
+            await self._renew_certificate_if_due(agent, client, answer)
         status = status.model_copy(
             update={"connection": self._connection(agent, previous=previous, status=status)}
         )
@@ -299,6 +307,42 @@ class Inventory:
             await self._audit_location(agent, before=before, status=status)
             self._on_change(name)
         await self._maybe_write(name, status)
+
+    async def _renew_certificate_if_due(
+        self,
+        agent: edgeagent.EdgeAgent,
+        client: agent_client.AgentClient,
+        answer: pb.DescribeResponse,
+    ) -> None:
+        """Renew the agent's certificate over its link once a third of its life is left.
+
+        Only for agents under the operator's CA (no `tlsSecretRef` of their own). A failure
+        is a Warning Event and is tried again at the next probe; the agent keeps serving
+        with its current certificate until it expires.
+        """
+        not_after = answer.certificate_not_after_unix_seconds
+        if self._certify is None or agent.spec.tls_secret_ref is not None or not not_after:
+            return
+        validity = (
+            datetime.datetime.fromtimestamp(
+                answer.certificate_not_before_unix_seconds, datetime.UTC
+            ),
+            datetime.datetime.fromtimestamp(not_after, datetime.UTC),
+        )
+        if not renewal.due_between(*validity, now=self._clock()):
+            return
+        name = agent.metadata.name
+        try:
+            expires = await client.renew_certificate(self._certify)
+        except EdgewaveError as error:
+            message = (
+                f"agent {name}: its certificate (expiring {validity[1]:%Y-%m-%dT%H:%M:%SZ})"
+                f" was not renewed: {error}"
+            )
+            log.warning("%s", message)
+            await self._records.warn(agent, reason="CertificateRenewalFailed", message=message)
+            return
+        log.info("agent %s: certificate renewed over its link, valid until %s", name, expires)
 
     def _connection(
         self,

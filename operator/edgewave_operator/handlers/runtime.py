@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes_asyncio import client as kube_client
 
-from edgewave_api import edgeagent
+from edgewave_api import edgeagent, renewal
 from edgewave_compiler import cache, compiling, fetching
 from edgewave_operator import certs
 from edgewave_operator import metrics as operator_metrics
@@ -75,6 +75,7 @@ class Runtime:
             clock=self.clock,
             metrics=self.metrics,
             gateways=self.gateways,
+            certify=None if self.settings.insecure_agents else self.certify_agent,
         )
         self.executor = executing.Executor(
             links=self.inventory, settings=self.settings, metrics=self.metrics
@@ -112,6 +113,13 @@ class Runtime:
             cert_pem=credentials.client.cert_pem,
             key_pem=credentials.client.key_pem,
         )
+
+    def certify_agent(self, request: renewal.RenewalRequest) -> bytes:
+        """The operator's CA renewing an agent's certificate (checked in `renewal.sign`)."""
+        _identity, cert_pem = renewal.sign(
+            self.trust.ca, request, trust_domain=self.settings.trust_domain, now=self.clock()
+        )
+        return cert_pem
 
     def renew_tls_for(
         self, agent: edgeagent.EdgeAgent

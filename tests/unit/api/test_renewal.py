@@ -54,7 +54,10 @@ def test_an_agent_renews_its_own_certificate_with_its_names(ca: pki.KeyPair) -> 
     assert new.extensions.get_extension_for_class(san) == old.extensions.get_extension_for_class(
         san
     )
-    assert new.not_valid_after_utc == now + renewal.DEFAULT_VALIDITY
+    # As long a life as the current certificate (35 minutes, back-dating included).
+    life = old.not_valid_after_utc - old.not_valid_before_utc
+    assert new.not_valid_after_utc == now + life
+    assert new.not_valid_after_utc > old.not_valid_after_utc
     key = serialization.load_pem_private_key(key_pem, password=None)
     assert new.public_key() == key.public_key()
     assert new.public_key() != old.public_key()

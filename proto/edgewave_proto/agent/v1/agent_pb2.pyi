@@ -3,9 +3,10 @@
 isort:skip_file
 The one gRPC contract between the Edgewave operator and its edge agents.
 
-Mutating calls (Push, Activate, Rollback, Remove, Build) are served only to clients
-whose certificate, signed by the operator's CA, names the operator or a gateway
-(spiffe://<trust-domain>/operator, .../gateway/<name>; the agent's control port, mTLS);
+Mutating calls (Push, Activate, Rollback, Remove, Build, RequestRenewal,
+InstallCertificate) are served only to clients whose certificate, signed by the
+operator's CA, names the operator (spiffe://<trust-domain>/operator; on the agent's
+control port, mTLS, or relayed by a gateway);
 Activate, Rollback, Remove and Build also need a Grant signed by the operator.
 Describe on the serving port (TLS, no client certificate) answers only what inference
 clients need; Stat and WatchStatus there need the control identity.
@@ -57,6 +58,85 @@ VERSION_STATE_PREVIOUS: VersionState.ValueType  # 3
 VERSION_STATE_FAILED: VersionState.ValueType  # 4
 """Its last activation failed (see message)."""
 Global___VersionState: _TypeAlias = VersionState  # noqa: Y015
+
+@_typing.final
+class RequestRenewalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestRenewalRequest: _TypeAlias = RequestRenewalRequest  # noqa: Y015
+
+@_typing.final
+class RequestRenewalResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CSR_PEM_FIELD_NUMBER: _builtins.int
+    CURRENT_CERT_PEM_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    csr_pem: _builtins.bytes
+    current_cert_pem: _builtins.bytes
+    proof: _builtins.bytes
+    """ECDSA (SHA-256) by the current key over "edgewave.renewal.v1\\n" + the CSR's DER."""
+    def __init__(
+        self,
+        *,
+        csr_pem: _builtins.bytes = ...,
+        current_cert_pem: _builtins.bytes = ...,
+        proof: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["csr_pem", b"csr_pem", "current_cert_pem", b"current_cert_pem", "proof", b"proof"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestRenewalResponse: _TypeAlias = RequestRenewalResponse  # noqa: Y015
+
+@_typing.final
+class InstallCertificateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERT_PEM_FIELD_NUMBER: _builtins.int
+    cert_pem: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        cert_pem: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cert_pem", b"cert_pem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstallCertificateRequest: _TypeAlias = InstallCertificateRequest  # noqa: Y015
+
+@_typing.final
+class InstallCertificateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOT_AFTER_UNIX_SECONDS_FIELD_NUMBER: _builtins.int
+    not_after_unix_seconds: _builtins.int
+    def __init__(
+        self,
+        *,
+        not_after_unix_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["not_after_unix_seconds", b"not_after_unix_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstallCertificateResponse: _TypeAlias = InstallCertificateResponse  # noqa: Y015
 
 @_typing.final
 class DescribeRequest(_message.Message):
@@ -214,6 +294,8 @@ class DescribeResponse(_message.Message):
     MODELS_FIELD_NUMBER: _builtins.int
     AGENT_VERSION_FIELD_NUMBER: _builtins.int
     GRANT_SEQUENCES_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_NOT_BEFORE_UNIX_SECONDS_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_NOT_AFTER_UNIX_SECONDS_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     region: _builtins.str
     zone: _builtins.str
@@ -222,6 +304,9 @@ class DescribeResponse(_message.Message):
     store_quota_bytes: _builtins.int
     store_used_bytes: _builtins.int
     agent_version: _builtins.str
+    certificate_not_before_unix_seconds: _builtins.int
+    """The validity of the certificate the agent serves and dials with (renewed when due)."""
+    certificate_not_after_unix_seconds: _builtins.int
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -255,10 +340,12 @@ class DescribeResponse(_message.Message):
         models: _abc.Iterable[Global___ModelStatus] | None = ...,
         agent_version: _builtins.str = ...,
         grant_sequences: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        certificate_not_before_unix_seconds: _builtins.int = ...,
+        certificate_not_after_unix_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_version", b"agent_version", "artifacts", b"artifacts", "disk_free_bytes", b"disk_free_bytes", "gpus", b"gpus", "grant_sequences", b"grant_sequences", "jurisdiction", b"jurisdiction", "labels", b"labels", "models", b"models", "region", b"region", "runtimes", b"runtimes", "store_quota_bytes", b"store_quota_bytes", "store_used_bytes", b"store_used_bytes", "zone", b"zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_version", b"agent_version", "artifacts", b"artifacts", "certificate_not_after_unix_seconds", b"certificate_not_after_unix_seconds", "certificate_not_before_unix_seconds", b"certificate_not_before_unix_seconds", "disk_free_bytes", b"disk_free_bytes", "gpus", b"gpus", "grant_sequences", b"grant_sequences", "jurisdiction", b"jurisdiction", "labels", b"labels", "models", b"models", "region", b"region", "runtimes", b"runtimes", "store_quota_bytes", b"store_quota_bytes", "store_used_bytes", b"store_used_bytes", "zone", b"zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -74,6 +74,16 @@ class AgentServiceStub:
                 request_serializer=edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.BuildRequest.SerializeToString,
                 response_deserializer=edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.BuildResponse.FromString,
                 _registered_method=True)
+        self.RequestRenewal = channel.unary_unary(
+                '/edgewave.agent.v1.AgentService/RequestRenewal',
+                request_serializer=edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.RequestRenewalRequest.SerializeToString,
+                response_deserializer=edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.RequestRenewalResponse.FromString,
+                _registered_method=True)
+        self.InstallCertificate = channel.unary_unary(
+                '/edgewave.agent.v1.AgentService/InstallCertificate',
+                request_serializer=edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.InstallCertificateRequest.SerializeToString,
+                response_deserializer=edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.InstallCertificateResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -142,6 +152,23 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestRenewal(self, request, context):
+        """Renew this agent's own certificate, in two steps the operator (which holds the CA)
+        drives over the agent's connection: the agent makes a fresh key, keeps it, and answers
+        a CSR with a proof signed by its current key; the operator checks and signs it and
+        installs the certificate, which the agent takes only for that key, from a CA it trusts,
+        naming itself and outliving the current one. Used from the next TLS handshake on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InstallCertificate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -184,6 +211,16 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.Build,
                     request_deserializer=edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.BuildRequest.FromString,
                     response_serializer=edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.BuildResponse.SerializeToString,
+            ),
+            'RequestRenewal': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestRenewal,
+                    request_deserializer=edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.RequestRenewalRequest.FromString,
+                    response_serializer=edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.RequestRenewalResponse.SerializeToString,
+            ),
+            'InstallCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.InstallCertificate,
+                    request_deserializer=edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.InstallCertificateRequest.FromString,
+                    response_serializer=edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.InstallCertificateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -402,6 +439,60 @@ class AgentService:
             '/edgewave.agent.v1.AgentService/Build',
             edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.BuildRequest.SerializeToString,
             edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.BuildResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestRenewal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgewave.agent.v1.AgentService/RequestRenewal',
+            edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.RequestRenewalRequest.SerializeToString,
+            edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.RequestRenewalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InstallCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgewave.agent.v1.AgentService/InstallCertificate',
+            edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.InstallCertificateRequest.SerializeToString,
+            edgewave__proto_dot_agent_dot_v1_dot_agent__pb2.InstallCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

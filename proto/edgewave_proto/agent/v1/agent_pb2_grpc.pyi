@@ -3,9 +3,10 @@
 isort:skip_file
 The one gRPC contract between the Edgewave operator and its edge agents.
 
-Mutating calls (Push, Activate, Rollback, Remove, Build) are served only to clients
-whose certificate, signed by the operator's CA, names the operator or a gateway
-(spiffe://<trust-domain>/operator, .../gateway/<name>; the agent's control port, mTLS);
+Mutating calls (Push, Activate, Rollback, Remove, Build, RequestRenewal,
+InstallCertificate) are served only to clients whose certificate, signed by the
+operator's CA, names the operator (spiffe://<trust-domain>/operator; on the agent's
+control port, mTLS, or relayed by a gateway);
 Activate, Rollback, Remove and Build also need a Grant signed by the operator.
 Describe on the serving port (TLS, no client certificate) answers only what inference
 clients need; Stat and WatchStatus there need the control identity.
@@ -67,6 +68,14 @@ class AgentServiceStub:
     """Build an engine on this agent from an ONNX model already pushed to it, for targets no
     central builder serves (e.g. Jetson SM87, Hopper SM90); the engine is stored here.
     """
+    RequestRenewal: _grpc.UnaryUnaryMultiCallable[_agent_pb2.RequestRenewalRequest, _agent_pb2.RequestRenewalResponse]
+    """Renew this agent's own certificate, in two steps the operator (which holds the CA)
+    drives over the agent's connection: the agent makes a fresh key, keeps it, and answers
+    a CSR with a proof signed by its current key; the operator checks and signs it and
+    installs the certificate, which the agent takes only for that key, from a CA it trusts,
+    naming itself and outliving the current one. Used from the next TLS handshake on.
+    """
+    InstallCertificate: _grpc.UnaryUnaryMultiCallable[_agent_pb2.InstallCertificateRequest, _agent_pb2.InstallCertificateResponse]
 
 @_typing.type_check_only
 class AgentServiceAsyncStub(AgentServiceStub):
@@ -97,6 +106,14 @@ class AgentServiceAsyncStub(AgentServiceStub):
     """Build an engine on this agent from an ONNX model already pushed to it, for targets no
     central builder serves (e.g. Jetson SM87, Hopper SM90); the engine is stored here.
     """
+    RequestRenewal: _aio.UnaryUnaryMultiCallable[_agent_pb2.RequestRenewalRequest, _agent_pb2.RequestRenewalResponse]  # type: ignore[assignment]
+    """Renew this agent's own certificate, in two steps the operator (which holds the CA)
+    drives over the agent's connection: the agent makes a fresh key, keeps it, and answers
+    a CSR with a proof signed by its current key; the operator checks and signs it and
+    installs the certificate, which the agent takes only for that key, from a CA it trusts,
+    naming itself and outliving the current one. Used from the next TLS handshake on.
+    """
+    InstallCertificate: _aio.UnaryUnaryMultiCallable[_agent_pb2.InstallCertificateRequest, _agent_pb2.InstallCertificateResponse]  # type: ignore[assignment]
 
 class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -172,5 +189,25 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Build an engine on this agent from an ONNX model already pushed to it, for targets no
         central builder serves (e.g. Jetson SM87, Hopper SM90); the engine is stored here.
         """
+
+    @_abc_1.abstractmethod
+    def RequestRenewal(
+        self,
+        request: _agent_pb2.RequestRenewalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.RequestRenewalResponse, _abc.Awaitable[_agent_pb2.RequestRenewalResponse]]:
+        """Renew this agent's own certificate, in two steps the operator (which holds the CA)
+        drives over the agent's connection: the agent makes a fresh key, keeps it, and answers
+        a CSR with a proof signed by its current key; the operator checks and signs it and
+        installs the certificate, which the agent takes only for that key, from a CA it trusts,
+        naming itself and outliving the current one. Used from the next TLS handshake on.
+        """
+
+    @_abc_1.abstractmethod
+    def InstallCertificate(
+        self,
+        request: _agent_pb2.InstallCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.InstallCertificateResponse, _abc.Awaitable[_agent_pb2.InstallCertificateResponse]]: ...
 
 def add_AgentServiceServicer_to_server(servicer: AgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
