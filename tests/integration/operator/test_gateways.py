@@ -10,6 +10,7 @@ mid-rollout: the engine enters that gateway's cache once (its log says so per en
 
 from __future__ import annotations
 
+import datetime
 import json
 import secrets
 import shutil
@@ -21,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from edgewave_agent import testing as agent_testing
 from edgewave_api import identities
+from edgewave_api import pki as pki_module
 from edgewave_gateway import testing as gateway_testing
 from edgewave_operator.devcluster import clusters
 
@@ -349,3 +352,80 @@ def test_an_embedded_gateway_port_in_use_stops_the_operator_with_one_clear_line(
     assert process.popen.returncode == 1, process.log()
     assert f"error: the embedded gateway cannot listen on 127.0.0.1:{port}" in process.log()
     assert "Traceback" not in process.log()
+
+
+def test_the_operator_renews_a_due_agent_certificate_over_its_gateway_session(
+    *,
+    crds: clusters.DevCluster,
+    namespace: str,
+    operators: Operators,
+    pki: agent_testing.Pki,
+    short_tmp: Path,
+    run_id: str,
+) -> None:
+    """Issue #14 item 9: an agent behind NAT, whose certificate has a third of its life
+    left, gets a new one from the operator through the gateway it dialled; once the first
+    has expired, the restarted agent dials in again with the renewed one."""
+    port_file = short_tmp / "gateway-port.json"
+    operators.start(gateway_port_file=str(port_file), gateway_name="embedded")
+    wait_for(port_file.exists, what="the embedded gateway's port", logs=operators.logs)
+    address = f"127.0.0.1:{json.loads(port_file.read_text())['port']}"
+    agent_id, region = f"{run_id}-renew", "eu-west"
+    # 20 s left of a 5 min 20 s life (issued back-dated 5 minutes): due at once.
+    first = pki_issue_agent(pki, agent_id, left=20)
+    cert, key = short_tmp / f"{agent_id}.pem", short_tmp / f"{agent_id}-key.pem"
+    cert.write_bytes(first.cert_pem)
+    key.write_bytes(first.key_pem)
+    config = agent_testing.agent_config(
+        pki_=pki, data_dir=short_tmp / agent_id, agent_id=agent_id, region=region,
+        zone=f"{region}-a", jurisdiction="EU", listen={"serving": None},
+        tls={"cert_file": str(cert), "key_file": str(key)},
+        gateway={"address": address, "server_name": "localhost",
+                 "backoff_initial_seconds": 0.1, "backoff_max_seconds": 1.0},
+    )  # fmt: skip
+    agent = DialingAgent(config=config, workdir=short_tmp)
+    agent.start()
+    try:
+        crds.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "edgewave.io/v1alpha1", "kind": "EdgeAgent",
+            "metadata": {"name": agent_id, "labels": {RUN_LABEL: namespace}},
+            "spec": {"region": region, "zone": f"{region}-a", "jurisdiction": "EU"},
+        }))  # fmt: skip
+        renewed = short_tmp / agent_id / "identity" / "cert.pem"
+        wait_for(renewed.exists, what="the renewed certificate", logs=operators.logs)
+        old = x509.load_pem_x509_certificate(first.cert_pem)
+        new = x509.load_pem_x509_certificate(renewed.read_bytes())
+        assert new.public_key() != old.public_key()
+        assert new.not_valid_after_utc > old.not_valid_after_utc
+        assert new.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ) == old.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        # The first certificate expires; the agent, restarted, dials in with the new one.
+        wait_for(
+            lambda: datetime.datetime.now(datetime.UTC)
+            > old.not_valid_after_utc + datetime.timedelta(seconds=1),
+            what="the first certificate to expire", logs=operators.logs, timeout=60,
+        )  # fmt: skip
+        agent.stop()
+        wait_for(lambda: connection(crds, namespace, agent_id).get("connected") is False,
+                 what="the agent to read as disconnected", logs=operators.logs)  # fmt: skip
+        agent.start()
+        wait_for(lambda: connection(crds, namespace, agent_id).get("connected") is True,
+                 what="the agent's new session", logs=lambda: operators.logs()
+                 + "\n--- agent\n" + agent.log())  # fmt: skip
+    finally:
+        agent.stop()
+
+
+def connection(kube: clusters.DevCluster, namespace: str, name: str) -> dict[str, Any]:
+    items = [a for a in agents_json(kube, namespace) if a["metadata"]["name"] == name]
+    found: dict[str, Any] = (items[0].get("status") or {}).get("connection", {}) if items else {}
+    return found
+
+
+def pki_issue_agent(pki: agent_testing.Pki, name: str, *, left: float) -> Any:
+    return pki_module.issue(
+        pki.ca, common_name=name, dns_names=("localhost",), ip_addresses=("127.0.0.1",),
+        uris=(identities.agent(name),), server=True, client=True,
+        validity=datetime.timedelta(seconds=left),
+    )  # fmt: skip
