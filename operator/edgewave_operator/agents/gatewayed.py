@@ -16,6 +16,11 @@ delivers it to the agent (`Deliver`). Uploads of one digest to one gateway are s
 so the agents of a region waiting for the same engine cause one upload. Each rollout pins
 its engines in every gateway's cache (`pin`, owner `rollout-<uid>`), so eviction never
 takes an engine a live rollout still delivers; deleting the rollout releases them.
+
+The operator's client certificate is renewed as it ages (`renew_tls`); a gRPC channel
+dials every new connection with the certificate it was made with, so each call takes the
+gateway's client as of now (`_client`): a renewed certificate gets a new client, and the
+old one closes once the calls still on it (a watch stream, an upload) have ended.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +77,10 @@ class Gateways:
         self._on_change = on_change
         self._chunk_bytes = chunk_bytes
         self.addresses: dict[str, str] = {}
-        self._clients: dict[str, gateway_client.GatewayClient] = {}
+        # Each gateway's client now, and the certificate it was made with (made on first use).
+        self._clients: dict[str, tuple[agent_client.ClientTls, gateway_client.GatewayClient]] = {}
+        # Calls and streams running on each client; a replaced one closes when this is 0.
+        self._users: dict[gateway_client.GatewayClient, int] = {}
         self._sessions: dict[str, dict[str, Session]] = {}
         self._uploads: dict[tuple[str, str], asyncio.Lock] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
@@ -87,16 +95,43 @@ class Gateways:
         if name in self.addresses:
             raise ValueError(f"gateway {name!r} is listed twice: gateway names must be unique")
         self.addresses[name] = address
-        self._clients[name] = gateway_client.GatewayClient(
-            address,
-            ca_pem=self._tls.ca_pem,
-            cert_pem=self._tls.cert_pem or b"",
-            key_pem=self._tls.key_pem or b"",
-            server_name=self._tls.server_name,
-            chunk_bytes=self._chunk_bytes,
-        )
         if self._running:
             self._start_watch(name)
+
+    @contextlib.asynccontextmanager
+    async def _client(self, name: str) -> AsyncIterator[gateway_client.GatewayClient]:
+        """Gateway `name`'s client for one call or stream, made with the certificate of now.
+
+        Why: a channel dials every reconnect with the certificate it was made with, so
+        after the operator's first one expires, a client kept from the start could never
+        reach its gateway again. A renewed certificate gets a new client; the replaced one
+        serves the calls already on it (a stream lives on its established connection) and
+        closes after the last of them.
+        """
+        tls = self._renew_tls() if self._renew_tls else self._tls
+        made_with, client = self._clients.get(name, (None, None))
+        if client is None or made_with != tls:
+            replaced = client
+            client = gateway_client.GatewayClient(
+                self.addresses[name],
+                ca_pem=tls.ca_pem,
+                cert_pem=tls.cert_pem or b"",
+                key_pem=tls.key_pem or b"",
+                server_name=tls.server_name,
+                chunk_bytes=self._chunk_bytes,
+            )
+            self._clients[name] = (tls, client)
+            if replaced is not None and not self._users.get(replaced):
+                await _close(replaced)
+        self._users[client] = self._users.get(client, 0) + 1
+        try:
+            yield client
+        finally:
+            self._users[client] -= 1
+            if not self._users[client]:
+                del self._users[client]
+                if self._clients[name][1] is not client:
+                    await _close(client)
 
     # -- where agents are ----------------------------------------------------------------
 
@@ -137,8 +172,7 @@ class Gateways:
     async def upload(self, gateway: str, artifact: Artifact) -> int:
         """Make `gateway`'s cache hold `artifact` (Stat first); data bytes sent by this call."""
         lock = self._uploads.setdefault((gateway, artifact.digest), asyncio.Lock())
-        async with lock:
-            client = self._clients[gateway]
+        async with lock, self._client(gateway) as client:
             before = client.uploaded_bytes
             with errors.translated(agent=f"gateway {gateway}", call="PushEngine"):
                 await client.push_engine(artifact.path, artifact.digest)
@@ -148,9 +182,9 @@ class Gateways:
 
     async def deliver(self, gateway: str, *, agent: str, digest: str) -> gw.DeliverProgress:
         """Have `gateway` push a cached engine to `agent` (resumed from the agent's offset)."""
-        client = self._clients[gateway]
-        with errors.translated(agent=agent, call="Deliver"):
-            return await client.deliver(agent, digest, chunk_bytes=self._chunk_bytes)
+        async with self._client(gateway) as client:
+            with errors.translated(agent=agent, call="Deliver"):
+                return await client.deliver(agent, digest, chunk_bytes=self._chunk_bytes)
 
     async def pin(self, owner: str, digests: Iterable[str]) -> None:
         """Have every gateway keep `digests` for `owner` (replacing its pins; empty: none).
@@ -160,11 +194,12 @@ class Gateways:
         on a later turn (logged, never an error for the rollout).
         """
         wanted = frozenset(digests)
-        for name, client in self._clients.items():
+        for name in list(self.addresses):
             if self._pinned.get((name, owner), frozenset()) == wanted:
                 continue
             try:
-                await client.set_pins(owner, sorted(wanted))
+                async with self._client(name) as client:
+                    await client.set_pins(owner, sorted(wanted))
             except grpc.RpcError as error:
                 log.warning("gateway %s: pins of %s not set: %s", name, owner, _describe(error))
                 continue
@@ -190,9 +225,8 @@ class Gateways:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self._watchers.clear()
-            for client in self._clients.values():
-                with contextlib.suppress(Exception):
-                    await client.close()
+            for client in {client for _, client in self._clients.values()} | set(self._users):
+                await _close(client)
 
     def _start_watch(self, name: str) -> None:
         self._watchers[name] = asyncio.create_task(self._watch(name), name=f"gateway-{name}")
@@ -202,9 +236,10 @@ class Gateways:
         delay = first
         while True:
             try:
-                async for listing in self._clients[name].watch_sessions():
-                    delay = first
-                    self._replace(name, {s.agent: _session(name, s) for s in listing.sessions})
+                async with self._client(name) as client:
+                    async for listing in client.watch_sessions():
+                        delay = first
+                        self._replace(name, {s.agent: _session(name, s) for s in listing.sessions})
                 problem = "the stream ended"
             except grpc.RpcError as error:
                 problem = _describe(error)
@@ -213,6 +248,11 @@ class Gateways:
             self._replace(name, {})
             await asyncio.sleep(delay)
             delay = min(delay * 2, longest)
+
+
+async def _close(client: gateway_client.GatewayClient) -> None:
+    with contextlib.suppress(Exception):
+        await client.close()
 
 
 def _describe(error: Any) -> str:
