@@ -179,6 +179,9 @@ class EdgeAgentStatus(ApiModel):
     """The jurisdiction the agent itself claims."""
     agent_version: Annotated[str, Field(max_length=64)] | None = None
     """The edgewave-agent version."""
+    certificate_expires: Timestamp | None = None
+    """When the certificate the agent serves and dials with expires (renewed over its
+    connection when a third of its life is left; a Warning Event says when that fails)."""
     platform: Annotated[str, Field(max_length=64)] | None = None
     """Operating system and architecture, such as `linux/x86_64`."""
     conditions: Conditions = Field(default_factory=list)

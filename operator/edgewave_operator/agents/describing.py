@@ -127,6 +127,15 @@ def held_models(models: Iterable[pb.ModelStatus]) -> list[edgeagent.HeldModel]:
     return held
 
 
+def _expires(unix_seconds: int) -> datetime.datetime | None:
+    if unix_seconds <= 0:
+        return None
+    try:
+        return datetime.datetime.fromtimestamp(unix_seconds, datetime.UTC)
+    except (OverflowError, ValueError, OSError):  # a hostile or broken agent's number
+        return None
+
+
 def from_describe(
     answer: pb.DescribeResponse,
     *,
@@ -167,6 +176,7 @@ def from_describe(
             answer.jurisdiction, pattern=_JURISDICTION, invalid=UNKNOWN_JURISDICTION
         ),
         agent_version=answer.agent_version[:64] or None,
+        certificate_expires=_expires(answer.certificate_not_after_unix_seconds),
         conditions=_conditions(
             previous,
             reachable=True,

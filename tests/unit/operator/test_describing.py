@@ -148,3 +148,17 @@ def test_a_direct_agent_keeps_its_since_while_it_keeps_answering() -> None:
         connected=True, gateway=None, session_since=None, now=LATER,
     )  # fmt: skip
     assert (again.gateway, again.since) == (None, T0)
+
+
+def test_the_certificate_expiry_an_agent_reports_is_in_its_status() -> None:
+    expires = datetime.datetime(2027, 3, 1, tzinfo=datetime.UTC)
+    reported = answer(certificate_not_after_unix_seconds=int(expires.timestamp()))
+    status = describing.from_describe(reported, previous=None, generation=1, now=T0)
+    assert status.certificate_expires == expires
+    # Unset, or a number no date can hold (a broken or hostile agent): left unset.
+    for seconds in (0, -5, 2**62):
+        odd = answer(certificate_not_after_unix_seconds=seconds)
+        assert (
+            describing.from_describe(odd, previous=None, generation=1, now=T0).certificate_expires
+            is None
+        )
