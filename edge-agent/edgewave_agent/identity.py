@@ -45,6 +45,12 @@ class NoRenewalPending(errors.AgentError):
     status = "FAILED_PRECONDITION"
 
 
+class CannotRenew(errors.AgentError):
+    """This agent's current pair cannot make a renewal request (e.g. an RSA key)."""
+
+    status = "FAILED_PRECONDITION"
+
+
 @dataclass(frozen=True)
 class Pair:
     key_pem: bytes
@@ -104,9 +110,12 @@ class AgentIdentity:
     def request_renewal(self) -> renewal.RenewalRequest:
         """A fresh key, kept until its certificate arrives, and the request to certify it."""
         current = self.current()
-        key_pem, request = renewal.request(
-            pki.KeyPair(cert_pem=current.cert_pem, key_pem=current.key_pem)
-        )
+        try:
+            key_pem, request = renewal.request(
+                pki.KeyPair(cert_pem=current.cert_pem, key_pem=current.key_pem)
+            )
+        except renewal.RenewalRefused as error:
+            raise CannotRenew(f"this agent's certificate cannot renew itself: {error}") from None
         with self._lock:
             self._pending_key = key_pem
         return request

@@ -515,7 +515,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         core = self._core
         await require_control_identity(core, context, method="RequestRenewal", ready=False)
         own = await _own_identity(core, context)
-        renewal = await asyncio.to_thread(own.request_renewal)
+        try:
+            renewal = await asyncio.to_thread(own.request_renewal)
+        except errors.AgentError as error:
+            await abort_with(context, error)
         return pb.RequestRenewalResponse(
             csr_pem=renewal.csr_pem, current_cert_pem=renewal.current_cert_pem, proof=renewal.proof
         )

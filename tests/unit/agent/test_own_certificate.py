@@ -6,6 +6,10 @@ import datetime
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
 from edgewave_agent import errors, identity
 from edgewave_api import identities, pki
@@ -111,3 +115,31 @@ def test_a_certificate_without_a_pending_renewal_is_refused(
         own.install(_cert(ca, "edge-a", days=90).cert_pem)
     assert not (tmp_path / "data" / "identity").exists()
     assert issubclass(identity.NoRenewalPending, errors.AgentError)
+
+
+def test_an_rsa_certificate_cannot_ask_for_renewal(tmp_path: Path, ca: pki.KeyPair) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edge-a")]))
+        .issuer_name(x509.load_pem_x509_certificate(ca.cert_pem).subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(days=1))
+        .not_valid_after(NOW + datetime.timedelta(days=30))
+        .sign(ca_key, hashes.SHA256())
+    )
+    rsa_pair = pki.KeyPair(
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    own = _load(tmp_path, ca, rsa_pair, None)
+    with pytest.raises(identity.CannotRenew, match="must be an EC private key"):
+        own.request_renewal()
+    assert identity.CannotRenew.status == "FAILED_PRECONDITION"
