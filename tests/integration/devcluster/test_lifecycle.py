@@ -32,7 +32,10 @@ CONFTEST = Path(__file__).parents[2] / "conftest.py"
 # the control plane's processes, then waits to be interrupted or killed.
 HOLDING_TEST = textwrap.dedent(
     """
-    import json, time
+    import faulthandler, json, signal, time
+
+    # A hung teardown can be asked where it is (the interrupt test does so on a timeout).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def test_hold(kube):
         print(json.dumps({"pids": kube.pids}), flush=True)
@@ -162,7 +165,16 @@ def test_an_interrupted_pytest_stops_its_control_plane_before_it_exits(
     try:
         assert _running(pids) == pids
         owner.send_signal(signum)
-        output, _ = owner.communicate(timeout=60)
+        try:
+            output, _ = owner.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            owner.send_signal(signal.SIGUSR1)  # every thread's stack, then give up
+            time.sleep(2)
+            owner.kill()
+            stuck, _ = owner.communicate(timeout=30)
+            pytest.fail(
+                f"the interrupted session did not exit in 60 s; it was at:\n{stuck[-6000:]}"
+            )
         assert "KeyboardInterrupt" in output
         # The session's teardown stopped and reaped the processes: nothing to wait for.
         assert _running(pids) == []
