@@ -36,6 +36,9 @@ HOLDING_TEST = textwrap.dedent(
 
     # A hung teardown can be asked where it is (the interrupt test does so on a timeout).
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # Ctrl-C as at a terminal: a suite started in the background (`make test &`, CI) hands
+    # its children SIGINT ignored, and Python then installs no KeyboardInterrupt for it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def test_hold(kube):
         print(json.dumps({"pids": kube.pids}), flush=True)
