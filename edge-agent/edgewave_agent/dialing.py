@@ -46,7 +46,7 @@ class GatewayDialer:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
-        identity: AgentIdentity | None = None,
+        identity: AgentIdentity,
     ) -> None:
         assert config.gateway is not None
         self._config = config
@@ -60,15 +60,10 @@ class GatewayDialer:
         self._identity = identity
 
     def _credentials(self) -> grpc.ChannelCredentials:
-        tls = self._config.tls
-        assert tls.cert_file and tls.key_file and tls.client_ca_file
-        ca = self._link.ca_file or tls.client_ca_file
-        if self._identity is not None:  # its renewed pair, if it has one
-            current = self._identity.current()
-            return grpc.ssl_channel_credentials(ca.read_bytes(), current.key_pem, current.cert_pem)
-        return grpc.ssl_channel_credentials(
-            ca.read_bytes(), tls.key_file.read_bytes(), tls.cert_file.read_bytes()
-        )
+        ca = self._link.ca_file or self._config.tls.client_ca_file
+        assert ca is not None
+        current = self._identity.current()  # its renewed pair, once it has one
+        return grpc.ssl_channel_credentials(ca.read_bytes(), current.key_pem, current.cert_pem)
 
     def _options(self) -> list[tuple[str, Any]]:
         limit = int(self._config.max_message_bytes) + (64 << 10)

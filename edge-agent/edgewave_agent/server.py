@@ -280,6 +280,7 @@ class AgentServer:
         for name in HEALTH_SERVICES:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if config.gateway is not None:
+            assert self.identity is not None  # gateway mode needs mTLS (settings)
             self.dialer = dialing.GatewayDialer(config, clock=self._clock, identity=self.identity)
             self._dialing = asyncio.create_task(self.dialer.run())
         log.info(

@@ -20,12 +20,10 @@ from dataclasses import dataclass, field
 
 from kubernetes_asyncio import client
 
-from edgewave_api import identities, pki, signing
+from edgewave_api import identities, pki, renewal, signing
 from edgewave_operator.kube import secrets
 
 CLIENT_VALIDITY = datetime.timedelta(days=30)
-# Reissue when this fraction of the validity is left (cert-manager's default too).
-RENEW_WHEN_LEFT = 1 / 3
 CA_COMMON_NAME = "edgewave-operator-ca"
 CLIENT_COMMON_NAME = "edgewave-operator"
 
@@ -48,7 +46,8 @@ class ClientCertificate:
     """The operator's own client certificate, reissued from the CA before it expires.
 
     `current()` is cheap and thread-safe; it reissues once `now` passes the renewal time
-    (RENEW_WHEN_LEFT of the validity before expiry). Each reissue has a new key.
+    (`renewal.RENEW_WHEN_LEFT` of the validity before expiry, as for agents). Each reissue
+    has a new key.
     """
 
     def __init__(
@@ -77,7 +76,7 @@ class ClientCertificate:
             validity=self._validity,
             now=now,
         )
-        return pair, pki.not_after(pair.cert_pem) - self._validity * RENEW_WHEN_LEFT
+        return pair, pki.not_after(pair.cert_pem) - self._validity * renewal.RENEW_WHEN_LEFT
 
     def current(self) -> pki.KeyPair:
         with self._lock:
