@@ -110,9 +110,9 @@ def _print(found: list[reports.RolloutReport], *, output: Output) -> None:
         typer.echo(json.dumps([r.as_dict() for r in found], indent=2))
         return
     if output is Output.YAML:
-        import yaml
+        from edgewave_api import kubeyaml
 
-        typer.echo(yaml.safe_dump([r.as_dict() for r in found], sort_keys=False), nl=False)
+        typer.echo(kubeyaml.dump([r.as_dict() for r in found]), nl=False)
         return
     from rich.console import Console
     from rich.table import Table

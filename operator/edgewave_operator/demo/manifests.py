@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from edgewave_api import kubeyaml
 from edgewave_operator.demo import models
 from edgewave_operator.devcluster import locations
 
@@ -91,4 +92,4 @@ def edge_agent(
 
 
 def dump(*documents: dict[str, Any]) -> str:
-    return yaml.safe_dump_all(list(documents), sort_keys=False)
+    return kubeyaml.dump_all(documents)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 
-import yaml
+from edgewave_api import kubeyaml
 
 DEFAULT_NAME = "edgewave-dev"
 
@@ -50,4 +50,4 @@ def render(
         "current-context": name,
         "preferences": {},
     }
-    return yaml.safe_dump(config, sort_keys=False)
+    return kubeyaml.dump(config)

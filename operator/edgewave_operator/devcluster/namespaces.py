@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-import yaml
+from edgewave_api import kubeyaml
 
 MAX_LENGTH = 63  # a DNS-1123 label
 _INVALID = re.compile(r"[^a-z0-9-]+")
@@ -39,4 +39,4 @@ def manifest(name: str, *, labels: dict[str, str] | None = None) -> str:
         "kind": "ServiceAccount",
         "metadata": {"name": "default", "namespace": name},
     }
-    return yaml.safe_dump_all([namespace, account], sort_keys=False)
+    return kubeyaml.dump_all([namespace, account])

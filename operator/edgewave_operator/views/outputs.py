@@ -10,8 +10,9 @@ import enum
 import json
 from typing import Any
 
-import yaml
 from rich.console import Console
+
+from edgewave_api import kubeyaml
 
 
 class Format(enum.StrEnum):
@@ -30,7 +31,7 @@ def dump(document: Any, *, output: Format) -> str:
     if output is Format.JSON:
         return json.dumps(document, indent=2)
     if output is Format.YAML:
-        return yaml.safe_dump(document, sort_keys=False, default_flow_style=False).rstrip("\n")
+        return kubeyaml.dump(document).rstrip("\n")
     raise ValueError(f"{output} is not a machine-readable format")
 
 

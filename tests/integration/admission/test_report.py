@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
+from edgewave_api import kubeyaml
 from edgewave_operator import cli
 from edgewave_operator.commands import residency
 from edgewave_operator.devcluster import clusters
@@ -74,7 +74,7 @@ def fleet(
             }
         )
         created.append(f"edgeagent/{name}")
-    kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
+    kube.kubectl("apply", "-f", "-", input=kubeyaml.dump_all(documents))
     for name, (_, _, models) in statuses.items():
         kube.kubectl(
             "patch", "edgeagent", name, "--subresource=status", "--type=merge",

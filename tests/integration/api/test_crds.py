@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from edgewave_api import conditions, crdgen, edgeagent, modelrollout
+from edgewave_api import conditions, crdgen, edgeagent, kubeyaml, modelrollout
 from edgewave_operator.devcluster import clusters
 
 pytestmark = pytest.mark.integration
@@ -306,7 +306,7 @@ def test_kubectl_explain_shows_the_model_descriptions(
 def refusals(api: tuple[clusters.DevCluster, str]) -> dict[str, str]:
     """Every bad manifest sent in one `kubectl apply --dry-run=server`: {case name: error}."""
     kube, namespace = api
-    stream = yaml.safe_dump_all([_mutated(case) for case in CASES], sort_keys=False)
+    stream = kubeyaml.dump_all([_mutated(case) for case in CASES])
     result = kube.kubectl(
         "apply", "--dry-run=server", "-n", namespace, "-f", "-", input=stream, check=False
     )

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 
 from edgewave_agent import cli as agent_cli
 from edgewave_agent import settings as agent_settings
+from edgewave_api import kubeyaml
 from edgewave_operator import cli as operator_cli
 from edgewave_operator import settings as operator_settings
 from edgewave_operator.admission import webhook
@@ -170,7 +171,7 @@ def find(objects: Sequence[Mapping[str, Any]], kind: str, name: str | None = Non
 
 
 def as_yaml(objects: Sequence[Mapping[str, Any]]) -> str:
-    return yaml.safe_dump_all(list(objects), sort_keys=False)
+    return kubeyaml.dump_all(list(objects))
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from edgewave_api import kubeyaml
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
@@ -128,7 +130,7 @@ def test_every_skip_is_an_explained_annotation(rendered: dict[str, str], chart: 
 
 def test_the_linter_finds_what_it_should(kube_score: Path) -> None:
     # The assertion above can fail: a bare Deployment is full of findings.
-    bare = yaml.safe_dump(
+    bare = kubeyaml.dump(
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",

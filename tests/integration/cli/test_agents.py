@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from edgewave_api import kubeyaml
 from edgewave_operator.devcluster import clusters
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,7 @@ def fleet(crds: clusters.DevCluster) -> Iterator[tuple[str, list[str]]]:
     region = f"cli-{token}"
     names = [f"cli-{token}-gpu", f"cli-{token}-new"]
     crds.kubectl(
-        "apply", "-f", "-", input=yaml.safe_dump_all([_agent(n, region=region) for n in names])
+        "apply", "-f", "-", input=kubeyaml.dump_all([_agent(n, region=region) for n in names])
     )
     crds.kubectl(
         "patch",

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from edgewave_api import controls
+from edgewave_api import controls, kubeyaml
 from edgewave_operator.devcluster import clusters
 
 pytestmark = pytest.mark.integration
@@ -146,9 +146,7 @@ class Fleet:
                 (self.central, "eu-central"),
             ]
         ]
-        self.kube.kubectl(
-            "apply", "-f", "-", input=yaml.safe_dump_all([rollout, *agents], sort_keys=False)
-        )
+        self.kube.kubectl("apply", "-f", "-", input=kubeyaml.dump_all([rollout, *agents]))
         for name in self.west:
             self.agent_status(
                 name, _agent_status(_held("1.0.0", "Active", p95=2.5), _held("0.9.0", "Standby"))
@@ -157,7 +155,7 @@ class Fleet:
         self.rollout_status(
             _rollout_status(phase="Progressing", central="Progressing", wave="eu-central")
         )
-        self.kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(self._event()))
+        self.kube.kubectl("apply", "-f", "-", input=kubeyaml.dump(self._event()))
 
     def _event(self) -> dict[str, Any]:
         uid = self.kube.kubectl(
@@ -485,7 +483,7 @@ def test_an_unreachable_api_server_is_one_line_and_exit_code_1(
     config = yaml.safe_load(crds.kubeconfig.read_text())
     config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
+    kubeconfig.write_text(kubeyaml.dump(config))
     result = edgewave("dashboard", "--port", "0", kubeconfig=kubeconfig)
     assert (result.returncode, result.stdout, result.stderr.count("\n")) == (1, "", 1)
     assert "https://127.0.0.1:1" in result.stderr

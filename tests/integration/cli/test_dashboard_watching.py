@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edgewave_api import kubeyaml
 from edgewave_operator.dashboard import mirrors, watching
 from edgewave_operator.devcluster import clusters
 from edgewave_operator.kube import clients
@@ -59,7 +60,7 @@ def test_watches_resume_after_the_server_ends_them(
         await _until(mirror, lambda: "edgeagents" not in mirror.problems and mirror.version >= 4)
         await asyncio.sleep(2.5)  # past two watch renewals
         assert ("", name) not in mirror.agents.items
-        await asyncio.to_thread(crds.kubectl, "apply", "-f", "-", input=yaml.safe_dump(agent))
+        await asyncio.to_thread(crds.kubectl, "apply", "-f", "-", input=kubeyaml.dump(agent))
         await _until(mirror, lambda: ("", name) in mirror.agents.items)
         await asyncio.to_thread(crds.kubectl, "delete", "edgeagent", name, "--wait=false")
         await _until(mirror, lambda: ("", name) not in mirror.agents.items)
@@ -74,7 +75,7 @@ def test_an_unreachable_api_server_marks_the_data_stale(
     config = yaml.safe_load(crds.kubeconfig.read_text())
     config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
+    kubeconfig.write_text(kubeyaml.dump(config))
 
     async def body(mirror: mirrors.Mirror) -> None:
         await _until(mirror, lambda: len(mirror.problems) == 4)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from edgewave_api import kubeyaml
 from edgewave_operator.demo import manifests, models
 from edgewave_operator.devcluster import clusters
 
@@ -122,7 +122,7 @@ def test_without_a_fleet_file_it_plans_against_the_live_agents(
         }
         for name in names
     ]
-    crds.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(agents))
+    crds.kubectl("apply", "-f", "-", input=kubeyaml.dump_all(agents))
     status = {"runtimes": [{"name": "ONNXRuntime", "version": "1.32.0"}], "reportedRegion": region}
     crds.kubectl(
         "patch",
@@ -137,7 +137,7 @@ def test_without_a_fleet_file_it_plans_against_the_live_agents(
     rollout["metadata"]["namespace"] = namespace
     rollout["spec"]["targets"] = {"regions": [region]}
     rollout["spec"]["strategy"]["waves"] = [{"name": "only", "maxUnavailable": 1}]
-    crds.kubectl("apply", "-f", "-", input=yaml.safe_dump(rollout))
+    crds.kubectl("apply", "-f", "-", input=kubeyaml.dump(rollout))
     try:
         result = edgewave("plan", "classifier-global", "-n", namespace, "--no-build", "-o", "json")
         assert result.returncode == 0, result.stderr

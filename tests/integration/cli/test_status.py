@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from edgewave_api import kubeyaml
 from edgewave_operator.devcluster import clusters
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ def test_an_unreachable_api_server_is_one_line_and_exit_code_1(
     config = yaml.safe_load(crds.kubeconfig.read_text())
     config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
+    kubeconfig.write_text(kubeyaml.dump(config))
     result = edgewave("status", "anything", kubeconfig=kubeconfig)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
@@ -88,7 +89,7 @@ def test_status_shows_waves_gate_numbers_and_exclusions(
     rollout = yaml.safe_load((ROOT / "docs" / "examples" / "modelrollout-eu-only.yaml").read_text())
     rollout["metadata"]["namespace"] = namespace
     # Without the ResidencyPolicy in the cluster, nothing is targeted; the status is what matters.
-    crds.kubectl("apply", "-f", "-", input=yaml.safe_dump(rollout))
+    crds.kubectl("apply", "-f", "-", input=kubeyaml.dump(rollout))
     crds.kubectl(
         "patch",
         "modelrollout",

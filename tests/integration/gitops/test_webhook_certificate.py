@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from edgewave_api import kubeyaml
 from edgewave_operator.devcluster import clusters
 
 pytestmark = pytest.mark.integration
@@ -144,7 +145,7 @@ def hook(
     cluster = admin["clusters"][0]
     path = tmp_path / "hook.kubeconfig"
     path.write_text(
-        yaml.safe_dump(
+        kubeyaml.dump(
             {
                 "apiVersion": "v1",
                 "kind": "Config",

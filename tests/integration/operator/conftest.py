@@ -33,7 +33,7 @@ from edgewave_agent import settings as agent_settings
 from edgewave_agent import testing
 from edgewave_agent.backends import GpuInfo
 from edgewave_agent.server import AgentServer
-from edgewave_api import crdgen
+from edgewave_api import crdgen, kubeyaml
 from edgewave_operator.devcluster import clusters
 from edgewave_operator.kube import permissions
 
@@ -317,7 +317,7 @@ class Operators:
                 data={"ed25519.key": key.private_pem, "ed25519.pub": key.public_pem},
             ),
         ):
-            self.kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+            self.kube.kubectl("apply", "-f", "-", input=kubeyaml.dump(manifest))
 
     def least_privilege_kubeconfig(self) -> Path:
         """A kubeconfig for a ServiceAccount bound to exactly `kube.permissions`' rules."""
@@ -361,7 +361,7 @@ class Operators:
             "current-context": "operator",
         }
         path = self.workdir / "operator.kubeconfig"
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(kubeyaml.dump(config))
         return path
 
     def start(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes_asyncio.client.exceptions import ApiException
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from edgewave_api import kubeyaml
 from edgewave_operator import reading
 
 
@@ -18,7 +18,7 @@ def _kubeconfig(tmp_path: Path, *, namespace: str | None) -> Path:
         context["namespace"] = namespace
     path = tmp_path / "kubeconfig"
     path.write_text(
-        yaml.safe_dump(
+        kubeyaml.dump(
             {
                 "current-context": "dev",
                 "contexts": [
