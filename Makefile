@@ -9,6 +9,12 @@ RUN := $(UV) run --frozen --no-sync
 PY_SOURCES := api compiler operator edge-agent gateway proto tests e2e bench tools/*.py
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
+# The integration tests mostly wait on real processes and clocks, so four pytest workers
+# overlap those waits even on 2 cores (measured: 21 min serial, 11 min with 4). Each worker
+# runs whole files (module fixtures are built once) against its own control plane.
+# TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 4
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: help install controlplane helm healthcheck kube-score browser toxiproxy generate verify fmt lint typecheck test unit integration chaos demo bench clean
 
@@ -67,10 +73,10 @@ unit: install
 	$(RUN) pytest tests/unit
 
 integration: install controlplane helm healthcheck kube-score browser toxiproxy
-	$(RUN) pytest tests/integration e2e
+	$(RUN) pytest $(PARALLEL) tests/integration e2e
 
 test: install controlplane helm healthcheck kube-score browser toxiproxy verify lint typecheck
-	$(RUN) pytest
+	$(RUN) pytest $(PARALLEL)
 
 # The long forms of the network fault tests (tests marked chaos; make test runs the short forms).
 chaos: install toxiproxy
