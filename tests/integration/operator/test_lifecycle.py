@@ -215,6 +215,14 @@ def test_retry_restarts_the_failed_wave(
     assert fleet.host.spy.count(engine, "ew-0") == 1
 
 
+def _finished(rollout_status: dict[str, Any], version: str) -> bool:
+    # One read: two reads could pair the old Succeeded phase with the new version.
+    return (
+        rollout_status.get("phase") == "Succeeded"
+        and rollout_status.get("currentVersion") == version
+    )
+
+
 def test_undo_returns_to_the_previous_version_wave_by_wave(
     *, fleet: Fleet, operators: Operators, model_files: ModelFiles, make_rollout: MakeRollout,
     until: Until, watch: Callable[..., Any],
@@ -227,8 +235,7 @@ def test_undo_returns_to_the_previous_version_wave_by_wave(
             sha256=sha,
         )  # fmt: skip
         fleet.apply(manifest)
-        until(lambda v=version: status(fleet, "undone").get("phase") == "Succeeded"
-              and status(fleet, "undone").get("currentVersion") == v, what=version)  # fmt: skip
+        until(lambda v=version: _finished(status(fleet, "undone"), v), what=version)
     watcher = watch("mro/undone", "-n", fleet.namespace)
     # The watch lists the object first: once that is seen, no later write can be missed.
     until(lambda: bool(watcher.seen()), what="the watch to start")
