@@ -10,9 +10,9 @@ PY_SOURCES := api compiler operator edge-agent gateway proto tests e2e bench too
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 # The integration tests mostly wait on real processes and clocks, so four pytest workers
-# overlap those waits even on 2 cores (measured: 21 min serially, 9 to 11 min with 4). Each worker
-# runs whole files (module fixtures are built once) against its own control plane.
-# TEST_WORKERS=0 runs serially.
+# overlap those waits even on 2 cores (measured: 21 min serially, 9 to 11 min with 4).
+# Each worker runs whole files (module fixtures are built once) against its own control
+# plane. TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= 4
 PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from edgewave_api import schemas
+from edgewave_api import kubeyaml, schemas
 from edgewave_api.edgeagent import EdgeAgent
 from edgewave_api.meta import GROUP, VERSION, CustomResource
 from edgewave_api.modelrollout import ModelRollout
@@ -94,21 +94,11 @@ def crd(resource: type[CustomResource]) -> dict[str, Any]:
     }
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style for multi-line strings, so descriptions read as written."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
-
-
 def render(document: dict[str, Any]) -> str:
     """`document` as deterministic YAML (keys in insertion order, no line folding)."""
-    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1 << 16, allow_unicode=True)
+    body = yaml.dump(
+        document, Dumper=kubeyaml.Dumper, sort_keys=False, width=1 << 16, allow_unicode=True
+    )
     return HEADER + body
 
 

@@ -3,9 +3,10 @@
 PyYAML follows YAML 1.1 and leaves strings such as `0255e1`, `1e3`, `0o17` or `y` unquoted,
 because to it they are strings. kubectl, Argo CD and Flux read YAML with Go's reader, which
 takes them as numbers or booleans, so a label value `0255e1` came back as the integer 2550
-and the API server refused the manifest ("must be of type string"). Every manifest, kubeconfig
-and `-o yaml` output Edgewave writes goes through `dump`/`dump_all`, which quote any string
-some YAML reader would take for something else.
+and the API server refused the manifest ("must be of type string"). Every manifest,
+kubeconfig and `-o yaml` output Edgewave writes goes through `dump`/`dump_all`, and the
+generated CRDs through `Dumper`; they quote any string some YAML reader would take for
+something else.
 """
 
 from __future__ import annotations
@@ -35,24 +36,23 @@ def ambiguous(text: str) -> bool:
     return _NOT_A_STRING.fullmatch(text) is not None
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
+class Dumper(yaml.SafeDumper):
+    """Quotes ambiguous strings; writes multi-line ones as blocks, so they read as written."""
 
 
 def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar(
-        "tag:yaml.org,2002:str", text, style="'" if ambiguous(text) else None
-    )
+    style = "'" if ambiguous(text) else "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
 
-_Dumper.add_representer(str, _represent_str)
+Dumper.add_representer(str, _represent_str)
 
 
 def dump(document: Any) -> str:
     """One document, keys in their given order, block style."""
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+    return yaml.dump(document, Dumper=Dumper, sort_keys=False, default_flow_style=False)
 
 
 def dump_all(documents: Iterable[Any]) -> str:
     """Several documents separated by `---`, as `kubectl apply -f -` takes them."""
-    return yaml.dump_all(list(documents), Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+    return yaml.dump_all(list(documents), Dumper=Dumper, sort_keys=False, default_flow_style=False)

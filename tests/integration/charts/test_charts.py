@@ -171,7 +171,7 @@ def find(objects: Sequence[Mapping[str, Any]], kind: str, name: str | None = Non
 
 
 def as_yaml(objects: Sequence[Mapping[str, Any]]) -> str:
-    return kubeyaml.dump_all(list(objects))
+    return kubeyaml.dump_all(objects)
 
 
 @pytest.fixture(scope="session")

@@ -44,3 +44,10 @@ def test_documents_keep_order_types_and_separators() -> None:
     assert written.startswith("kind: A\n'n': 3\nok: true\n")
     assert "\n---\n" in written
     assert list(yaml.safe_load_all(written)) == documents
+
+
+def test_multi_line_strings_are_blocks_that_read_back_as_written() -> None:
+    text = "first line\nsecond: line\n"
+    written = kubeyaml.dump({"description": text})
+    assert written.startswith("description: |\n  first line\n")
+    assert yaml.safe_load(written) == {"description": text}
